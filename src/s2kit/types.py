@@ -1,0 +1,352 @@
+"""The public vocabulary of s2kit: records, positions, read bounds and resource configuration.
+
+Shared by the SDK and by lite, so that both speak exactly one model of S2 (s2-api.md §4–§5).
+Every type is a frozen value; ``None`` in a configuration means "not specified".
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Generic, Literal, TypeAlias, TypeVar
+
+__all__ = [
+    "AppendAck",
+    "AppendInput",
+    "BasinConfig",
+    "BasinInfo",
+    "BasinState",
+    "CommandRecord",
+    "EncryptionAlgorithm",
+    "Header",
+    "Page",
+    "ProvisionResult",
+    "ReadBatch",
+    "ReadLimit",
+    "ReadStart",
+    "Record",
+    "Retention",
+    "SeqNum",
+    "SequencedRecord",
+    "StorageClass",
+    "StreamConfig",
+    "StreamInfo",
+    "StreamPosition",
+    "TailOffset",
+    "Timestamp",
+    "Timestamping",
+    "TimestampingMode",
+    "metered_bytes",
+]
+
+
+T = TypeVar("T")
+
+Header: TypeAlias = tuple[bytes, bytes]
+"""A record header: (name, value). Names may repeat; order is kept."""
+
+
+def _as_bytes(value: bytes | str) -> bytes:
+    return value.encode() if isinstance(value, str) else bytes(value)
+
+
+def _as_headers(
+    headers: tuple[Header, ...] | list[tuple[bytes | str, bytes | str]] | None,
+) -> tuple[Header, ...]:
+    if not headers:
+        return ()
+    return tuple((_as_bytes(n), _as_bytes(v)) for n, v in headers)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Record:
+    """A record to append.
+
+    ``body`` and header names/values may be given as ``str`` (stored as UTF-8).
+    """
+
+    body: bytes = b""
+    """The payload."""
+    headers: tuple[Header, ...] = ()
+    """Headers, in order."""
+    timestamp: int | None = None
+    """Client timestamp (ms since the epoch by convention); ``None`` lets the server decide."""
+
+    def __post_init__(self) -> None:
+        # Accepting str and lists is a convenience; the common bytes/tuple case costs two checks.
+        if type(self.body) is not bytes:
+            object.__setattr__(self, "body", _as_bytes(self.body))
+        if type(self.headers) is not tuple or any(
+            type(n) is not bytes or type(v) is not bytes for n, v in self.headers
+        ):
+            object.__setattr__(self, "headers", _as_headers(self.headers))
+
+    @property
+    def metered_bytes(self) -> int:
+        """The record's metered size (s2-api.md §2)."""
+        return metered_bytes(self.headers, self.body)
+
+
+def metered_bytes(headers: tuple[Header, ...], body: bytes) -> int:
+    """Metered size: 8 + 2 per header + header name and value lengths + body length."""
+    size = 8 + len(body)
+    for name, value in headers:
+        size += 2 + len(name) + len(value)
+    return size
+
+
+class CommandRecord:
+    """Builders of command records: a single header with an empty name, the op as value."""
+
+    FENCE = b"fence"
+    TRIM = b"trim"
+
+    @staticmethod
+    def fence(token: str, *, timestamp: int | None = None) -> Record:
+        """A record that sets the stream's fencing token (UTF-8, at most 36 bytes)."""
+        return Record(body=token.encode(), headers=((b"", b"fence"),), timestamp=timestamp)
+
+    @staticmethod
+    def trim(seq_num: int, *, timestamp: int | None = None) -> Record:
+        """A record that trims the stream: records before ``seq_num`` are deleted."""
+        return Record(
+            body=struct.pack(">Q", seq_num), headers=((b"", b"trim"),), timestamp=timestamp
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppendInput:
+    """One batch to append atomically: 1–1000 records, at most 1 MiB metered."""
+
+    records: tuple[Record, ...]
+    """The records, in order."""
+    match_seq_num: int | None = None
+    """Append only if the stream's next seq_num equals this."""
+    fencing_token: str | None = None
+    """Append only if the stream's fencing token equals this."""
+
+    def __post_init__(self) -> None:
+        if type(self.records) is not tuple:
+            object.__setattr__(self, "records", tuple(self.records))
+
+    @property
+    def metered_bytes(self) -> int:
+        """Sum of the records' metered sizes."""
+        return sum(metered_bytes(r.headers, r.body) for r in self.records)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamPosition:
+    """A position in a stream: a seq_num and the timestamp of the record there."""
+
+    seq_num: int
+    """Sequence number."""
+    timestamp: int
+    """Timestamp (ms by convention)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppendAck:
+    """Acknowledgement of a durable append: ``[start, end)`` and the tail at ack time."""
+
+    start: StreamPosition
+    """First appended record."""
+    end: StreamPosition
+    """One past the last appended record (seq_num), last record's timestamp."""
+    tail: StreamPosition
+    """The stream's durable tail when the ack was sent (``>= end``)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SequencedRecord:
+    """A stored record as read back."""
+
+    seq_num: int
+    """Sequence number."""
+    timestamp: int
+    """Timestamp."""
+    headers: tuple[Header, ...] = ()
+    """Headers, in order."""
+    body: bytes = b""
+    """Payload."""
+
+    @property
+    def metered_bytes(self) -> int:
+        """The record's metered size."""
+        return metered_bytes(self.headers, self.body)
+
+    @property
+    def is_command(self) -> bool:
+        """Whether this is a command record (fence or trim)."""
+        return len(self.headers) == 1 and self.headers[0][0] == b""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReadBatch:
+    """A batch of records read; ``tail`` is set only on batches from the live tail."""
+
+    records: tuple[SequencedRecord, ...] = ()
+    """Records, in seq_num order."""
+    tail: StreamPosition | None = None
+    """The stream's tail, when the batch came from following it (heartbeats have no records)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SeqNum:
+    """Read start: at this sequence number."""
+
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
+class Timestamp:
+    """Read start: at the first record with a timestamp at or after this."""
+
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
+class TailOffset:
+    """Read start: this many records before the tail."""
+
+    value: int
+
+
+ReadStart: TypeAlias = SeqNum | Timestamp | TailOffset
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReadLimit:
+    """Read bounds; ``None`` means no bound (unary reads cap at 1000 records and 1 MiB)."""
+
+    count: int | None = None
+    """Maximum number of records."""
+    bytes: int | None = None
+    """Maximum metered bytes."""
+
+
+# --- configuration ----------------------------------------------------------------------------
+
+
+class StorageClass(enum.StrEnum):
+    """Storage class of a stream."""
+
+    STANDARD = "standard"
+    EXPRESS = "express"
+
+
+class TimestampingMode(enum.StrEnum):
+    """How record timestamps are chosen."""
+
+    CLIENT_PREFER = "client-prefer"
+    CLIENT_REQUIRE = "client-require"
+    ARRIVAL = "arrival"
+
+
+class EncryptionAlgorithm(enum.StrEnum):
+    """Cipher for client-supplied-key encryption at rest."""
+
+    AEGIS_256 = "aegis-256"
+    AES_256_GCM = "aes-256-gcm"
+
+
+class ProvisionResult(enum.StrEnum):
+    """Outcome of a create or ensure (``s2-provision-result``)."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    NOOP = "noop"
+
+
+class BasinState(enum.StrEnum):
+    """Basin lifecycle state."""
+
+    ACTIVE = "active"
+    DELETING = "deleting"
+
+
+Retention: TypeAlias = int | Literal["infinite"]
+"""Retention policy: an age in seconds (> 0), or ``"infinite"``."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Timestamping:
+    """Timestamping configuration."""
+
+    mode: TimestampingMode | None = None
+    """How timestamps are chosen."""
+    uncapped: bool | None = None
+    """Allow client timestamps in the future."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamConfig:
+    """Stream configuration; ``None`` fields are unspecified (inherit or keep)."""
+
+    storage_class: StorageClass | None = None
+    """Storage class."""
+    retention_policy: Retention | None = None
+    """Age in seconds or ``"infinite"``."""
+    timestamping: Timestamping | None = None
+    """Timestamping."""
+    delete_on_empty_min_age_secs: int | None = None
+    """Delete the stream once empty this long (0 disables)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BasinConfig:
+    """Basin configuration."""
+
+    default_stream_config: StreamConfig | None = None
+    """Defaults for streams created in the basin."""
+    stream_cipher: EncryptionAlgorithm | None = None
+    """Cipher given to streams created from now on."""
+    create_stream_on_append: bool = False
+    """Create a missing stream on append."""
+    create_stream_on_read: bool = False
+    """Create a missing stream on read or check-tail."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BasinInfo:
+    """A basin as listed."""
+
+    name: str
+    """Basin name."""
+    created_at: datetime
+    """Creation time (UTC)."""
+    deleted_at: datetime | None = None
+    """Set once deletion has started."""
+    location: str | None = None
+    """Location (cloud)."""
+
+    @property
+    def state(self) -> BasinState:
+        """``deleting`` once ``deleted_at`` is set."""
+        return BasinState.ACTIVE if self.deleted_at is None else BasinState.DELETING
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamInfo:
+    """A stream as listed."""
+
+    name: str
+    """Stream name."""
+    created_at: datetime
+    """Creation time (UTC)."""
+    deleted_at: datetime | None = None
+    """Set once deletion has started."""
+    cipher: EncryptionAlgorithm | None = None
+    """The stream's cipher, fixed at creation."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Page(Generic[T]):
+    """One page of a listing."""
+
+    items: tuple[T, ...] = field(default_factory=tuple)
+    """The items."""
+    has_more: bool = False
+    """Whether more items follow the last one."""
