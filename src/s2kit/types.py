@@ -10,13 +10,14 @@ import enum
 import struct
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Generic, Literal, TypeAlias, TypeVar
+from typing import Final, Generic, Literal, TypeAlias, TypeVar
 
 __all__ = [
     "AppendAck",
     "AppendInput",
     "BasinConfig",
     "BasinInfo",
+    "BasinReconfiguration",
     "BasinState",
     "CommandRecord",
     "EncryptionAlgorithm",
@@ -34,10 +35,13 @@ __all__ = [
     "StreamConfig",
     "StreamInfo",
     "StreamPosition",
+    "StreamReconfiguration",
     "TailOffset",
     "Timestamp",
     "Timestamping",
     "TimestampingMode",
+    "TimestampingReconfiguration",
+    "UNSET",
     "metered_bytes",
 ]
 
@@ -293,6 +297,55 @@ class StreamConfig:
     """Timestamping."""
     delete_on_empty_min_age_secs: int | None = None
     """Delete the stream once empty this long (0 disables)."""
+
+
+class _Unset(enum.Enum):
+    UNSET = "UNSET"
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Final = _Unset.UNSET
+"""In a reconfiguration: leave this field as it is (``None`` resets it to the default)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimestampingReconfiguration:
+    """Changes to timestamping: ``UNSET`` keeps a field, ``None`` resets it."""
+
+    mode: TimestampingMode | _Unset | None = UNSET
+    """New mode."""
+    uncapped: bool | _Unset | None = UNSET
+    """New uncapped flag."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamReconfiguration:
+    """Changes to a stream config: ``UNSET`` keeps a field, ``None`` resets it to the default."""
+
+    storage_class: StorageClass | _Unset | None = UNSET
+    """New storage class."""
+    retention_policy: Retention | _Unset | None = UNSET
+    """New retention policy."""
+    timestamping: TimestampingReconfiguration | _Unset | None = UNSET
+    """Timestamping changes (``None`` resets both fields)."""
+    delete_on_empty_min_age_secs: int | _Unset | None = UNSET
+    """New delete-on-empty minimum age."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BasinReconfiguration:
+    """Changes to a basin config: ``UNSET`` keeps a field, ``None`` resets it."""
+
+    default_stream_config: StreamReconfiguration | _Unset | None = UNSET
+    """Changes to the default stream config (``None`` clears all defaults)."""
+    stream_cipher: EncryptionAlgorithm | _Unset | None = UNSET
+    """New cipher for streams created from now on."""
+    create_stream_on_append: bool | _Unset = UNSET
+    """New create-on-append flag."""
+    create_stream_on_read: bool | _Unset = UNSET
+    """New create-on-read flag."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,1 +1,7 @@
-"""s2kit.cli."""
+"""The ``s2kit`` command line."""
+
+from __future__ import annotations
+
+from s2kit.cli._main import main as main
+
+__all__ = ["main"]

@@ -1,0 +1,61 @@
+"""``s2kit lite``: run the server in the foreground until SIGINT/SIGTERM, then drain."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+from s2kit.server import Lite, LiteConfig
+from s2kit.server._front import make_self_signed_context, make_server_context
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start lite with the parsed flags."""
+    if bool(args.tls_cert) != bool(args.tls_key):
+        sys.stderr.write("s2kit lite: --tls-cert and --tls-key go together\n")
+        return 2
+    ssl_context = None
+    if args.tls_self:
+        ssl_context = make_self_signed_context()
+    elif args.tls_cert:
+        ssl_context = make_server_context(args.tls_cert, args.tls_key)
+    port = args.port if args.port is not None else (443 if ssl_context else 80)
+    config = LiteConfig(
+        host=args.host,
+        port=port,
+        flush_interval=args.flush_interval / 1000.0,
+        ssl_context=ssl_context,
+        cors=not args.no_cors,
+    )
+    try:
+        asyncio.run(_serve(config))
+    except OSError as exc:
+        sys.stderr.write(f"s2kit lite: cannot listen on {args.host}:{port}: {exc.strerror}\n")
+        return 1
+    return 0
+
+
+async def _serve(config: LiteConfig) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with Lite(config) as lite:
+        url = lite.url
+        lines = [
+            f"s2kit lite is serving on {url} (HTTP/1.1, h2c"
+            + (", TLS h2" if config.ssl_context else "")
+            + ")",
+            "Point S2 clients at it:",
+            f"  export S2_ACCOUNT_ENDPOINT={url}",
+            f"  export S2_BASIN_ENDPOINT={url}",
+            "  export S2_ACCESS_TOKEN=ignored",
+        ]
+        if config.ssl_context is not None:
+            lines.append("  export S2_SSL_NO_VERIFY=1  # self-signed certificate")
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
+        await stop.wait()
+        sys.stdout.write("s2kit lite: draining and stopping\n")

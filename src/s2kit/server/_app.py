@@ -1,0 +1,177 @@
+"""Lite's application: routes each request to its handler and turns errors into S2 responses.
+
+Routing works on the raw (still percent-encoded) path so that stream names containing ``/``
+stay one segment (s2-api.md §1.2); the basin comes from ``s2-basin`` or a ``{basin}.`` Host
+subdomain.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from typing import TYPE_CHECKING
+
+from s2kit.errors import ErrorCode, ServerError
+from s2kit.server import _h_records as records
+from s2kit.server import _h_resources as resources
+from s2kit.server._catalog import basin_name_problem
+from s2kit.server._http import Reply, err, path_segment
+
+if TYPE_CHECKING:
+    from s2kit.server._backend import Backend
+    from s2kit.server._front import Request, Responder
+
+log = logging.getLogger("s2kit.server")
+
+_NOT_IMPLEMENTED = ("/v1/access-tokens", "/v1/metrics", "/v1/locations")
+
+
+class App:
+    """The request handler plugged into the HTTP front."""
+
+    def __init__(self, backend: Backend, *, cors: bool = True) -> None:
+        self.backend = backend
+        self.cors = cors
+
+    def _cors_headers(self, request: Request) -> list[tuple[str, str]]:
+        origin = request.header("origin")
+        if not self.cors or origin is None:
+            return []
+        return [
+            ("access-control-allow-origin", origin),
+            ("access-control-allow-credentials", "true"),
+            ("access-control-expose-headers", "*"),
+            ("vary", "origin"),
+        ]
+
+    async def __call__(self, request: Request, responder: Responder) -> None:
+        reply = Reply(request, responder, self._cors_headers(request))
+        try:
+            await self._route(reply)
+        except ServerError as exc:
+            if responder.started:
+                log.debug("error after response started: %s", exc)
+                return
+            await reply.error(exc)
+
+    async def _route(self, reply: Reply) -> None:
+        request = reply.request
+        method, path = request.method, request.path
+        if method == "OPTIONS" and self.cors:
+            await self._preflight(reply)
+            return
+        if path in ("/health", "/ping"):
+            await reply.send(200, b"OK", [("content-type", "text/plain")])
+            return
+        if path.startswith(_NOT_IMPLEMENTED):
+            raise err(ErrorCode.NOT_IMPLEMENTED, "Not implemented")
+        parts = path.split("/")
+        # ["", "v1", resource, name?, sub?, sub2?]
+        if len(parts) < 3 or parts[1] != "v1" or any(p == "" for p in parts[2:]):
+            await reply.empty(404)
+            return
+        backend = self.backend
+        if parts[2] == "basins":
+            if len(parts) == 3:
+                if method == "GET":
+                    await resources.list_basins(backend, reply)
+                elif method == "POST":
+                    await resources.create_basin(backend, reply)
+                else:
+                    await reply.empty(405)
+                return
+            if len(parts) != 4:
+                await reply.empty(404)
+                return
+            name = resources.checked_basin(path_segment(parts[3]))
+            handler = {
+                "GET": resources.get_basin_config,
+                "PUT": resources.ensure_basin,
+                "PATCH": resources.reconfigure_basin,
+                "DELETE": resources.delete_basin,
+            }.get(method)
+            if handler is None:
+                await reply.empty(405)
+                return
+            await handler(backend, reply, name)
+            return
+        if parts[2] != "streams":
+            await reply.empty(404)
+            return
+        basin = self._basin(request)
+        if len(parts) == 3:
+            if method == "GET":
+                await resources.list_streams(backend, reply, basin)
+            elif method == "POST":
+                await resources.create_stream(backend, reply, basin)
+            else:
+                await reply.empty(405)
+            return
+        stream = path_segment(parts[3])
+        sub = parts[4:]
+        if not sub:
+            stream = resources.checked_stream(stream)
+            handler2 = {
+                "GET": resources.get_stream_config,
+                "PUT": resources.ensure_stream,
+                "PATCH": resources.reconfigure_stream,
+                "DELETE": resources.delete_stream,
+            }.get(method)
+            if handler2 is None:
+                await reply.empty(405)
+                return
+            await handler2(backend, reply, basin, stream)
+        elif sub == ["records"]:
+            if method == "GET":
+                await records.read(backend, reply, basin, stream)
+            elif method == "POST":
+                await records.append(backend, reply, basin, stream)
+            else:
+                await reply.empty(405)
+        elif sub == ["records", "tail"]:
+            if method != "GET":
+                await reply.empty(405)
+                return
+            await records.check_tail(backend, reply, basin, stream)
+        else:
+            await reply.empty(404)
+
+    def _basin(self, request: Request) -> str:
+        basin = request.header("s2-basin")
+        if basin is None:
+            basin = _basin_from_host(request.authority)
+            if basin is None:
+                raise err(ErrorCode.BAD_HEADER, "Missing header `s2-basin`")
+        basin = basin.strip()
+        problem = basin_name_problem(basin)
+        if problem:
+            raise err(ErrorCode.BAD_HEADER, f"Invalid header `s2-basin`: {problem}")
+        return basin
+
+    async def _preflight(self, reply: Reply) -> None:
+        request = reply.request
+        headers = [
+            ("access-control-allow-methods", "GET, POST, PUT, PATCH, DELETE, OPTIONS"),
+            (
+                "access-control-allow-headers",
+                request.header("access-control-request-headers") or "*",
+            ),
+            ("access-control-max-age", "86400"),
+        ]
+        await reply.responder.respond(200, headers + reply.extra, b"")
+
+
+def _basin_from_host(authority: str | None) -> str | None:
+    """``{basin}.zone`` Host routing: the first label of a non-IP, multi-label host."""
+    if not authority:
+        return None
+    host = authority.rsplit(":", 1)[0] if not authority.startswith("[") else authority
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return None
+    except ValueError:
+        pass
+    label, dot, _ = host.partition(".")
+    if not dot or basin_name_problem(label):
+        return None
+    return label

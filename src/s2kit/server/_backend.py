@@ -1,0 +1,185 @@
+"""Lite's backend: the catalog, the stream engine and storage behind one object, plus the
+background jobs (deletion, trimming, retention, delete-on-empty, dormancy).
+
+Handlers call it and never touch storage or owners directly, so the HTTP layer stays thin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from s2kit.errors import ErrorCode, ServerError
+from s2kit.server._catalog import Catalog, StreamMeta, err
+from s2kit.server._crypto import RecordCipher, parse_encryption_key
+from s2kit.server._engine import Committer, StreamOwner
+from s2kit.server._reads import ReadSettings
+from s2kit.server._storage import MemoryStorage, Storage, StreamKey
+
+if TYPE_CHECKING:
+    from s2kit.types import StreamPosition
+
+log = logging.getLogger("s2kit.server")
+
+DORMANT_AFTER = 60.0
+
+
+class Backend:
+    """Everything lite knows, and the jobs that keep it tidy."""
+
+    def __init__(
+        self,
+        storage: Storage | None = None,
+        *,
+        flush_interval: float = 0.005,
+        background_interval: float = 1.0,
+        deletion_grace: float = 1.0,
+        read_settings: ReadSettings | None = None,
+    ) -> None:
+        self.storage = storage or MemoryStorage()
+        self.catalog = Catalog()
+        self.committer = Committer(self.storage, flush_interval)
+        self.read_settings = read_settings or ReadSettings()
+        self.owners: dict[StreamKey, StreamOwner] = {}
+        self.background_interval = background_interval
+        self.deletion_grace = deletion_grace
+        self.draining = asyncio.Event()
+
+    async def run(self) -> None:
+        """Run the committer and the background jobs until cancelled."""
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.committer.run())
+            tg.create_task(self._background())
+
+    # --- streams ------------------------------------------------------------------------------
+
+    def owner(self, meta: StreamMeta) -> StreamOwner:
+        """The stream's owner, woken from storage if dormant."""
+        key = (meta.basin, meta.name)
+        owner = self.owners.get(key)
+        if owner is None or owner.meta is not meta:
+            state = self.storage.state(key)
+            owner = StreamOwner(
+                key=key,
+                meta=meta,
+                committer=self.committer,
+                tail=state.tail,
+                fencing_token=state.fencing_token,
+                trim_point=state.trim_point,
+            )
+            self.owners[key] = owner
+        return owner
+
+    def _resolve(self, basin: str, stream: str, *, auto_create: bool) -> StreamMeta:
+        b = self.catalog.basin(basin)
+        meta = b.streams.get(stream)
+        if meta is None:
+            if not auto_create or b.deleted_at is not None:
+                raise err(
+                    ErrorCode.STREAM_NOT_FOUND, f"stream `{stream}` in basin `{basin}` not found"
+                )
+            meta, _ = self.catalog.create_stream(basin, stream, None, None)
+        if meta.deleted_at is not None:
+            raise err(ErrorCode.STREAM_DELETION_PENDING, "stream deletion pending")
+        return meta
+
+    def stream_for_append(self, basin: str, stream: str) -> StreamMeta:
+        """The stream to append to, created if the basin says so (§10.5)."""
+        return self._resolve(
+            basin, stream, auto_create=self.catalog.basin(basin).config.create_stream_on_append
+        )
+
+    def stream_for_read(self, basin: str, stream: str) -> StreamMeta:
+        """The stream to read or check, created if the basin says so."""
+        return self._resolve(
+            basin, stream, auto_create=self.catalog.basin(basin).config.create_stream_on_read
+        )
+
+    def cipher(self, meta: StreamMeta, key_header: str | None) -> RecordCipher | None:
+        """The record cipher for an encrypted stream (§10.6); None for a plain one."""
+        if meta.cipher is None:
+            return None
+        if key_header is None:
+            raise err(
+                ErrorCode.BAD_HEADER, f"missing encryption key for stream cipher '{meta.cipher}'"
+            )
+        try:
+            key = parse_encryption_key(key_header)
+        except ValueError as exc:
+            raise err(ErrorCode.BAD_HEADER, f"Invalid header `s2-encryption-key`: {exc}") from None
+        aad = f"{meta.basin}\0{meta.name}\0{meta.created_at.timestamp()}".encode()
+        return RecordCipher(meta.cipher, key, aad)
+
+    def check_tail(self, basin: str, stream: str) -> StreamPosition:
+        """The durable tail."""
+        return self.owner(self.stream_for_read(basin, stream)).tail
+
+    def delete_stream(self, basin: str, stream: str) -> None:
+        """Start deleting a stream: refuse appends and reads now, drop records later."""
+        meta = self.catalog.mark_stream_deleted(basin, stream)
+        owner = self.owners.get((basin, stream))
+        if owner is not None and owner.meta is meta:
+            owner.close(err(ErrorCode.STREAM_DELETION_PENDING, "stream deletion pending"))
+
+    def delete_basin(self, basin: str) -> None:
+        """Start deleting a basin and every stream in it."""
+        b = self.catalog.mark_basin_deleted(basin)
+        for name in list(b.streams):
+            self.delete_stream(basin, name)
+
+    # --- background ---------------------------------------------------------------------------
+
+    async def _background(self) -> None:
+        while True:
+            await asyncio.sleep(self.background_interval)
+            try:
+                self.tick(time.monotonic())
+            except Exception:  # a bug in a job must not stop the others for good
+                log.exception("background jobs failed")
+
+    def tick(self, now: float) -> None:
+        """One pass of every background job."""
+        grace = self.deletion_grace
+        for bname, b in list(self.catalog.basins.items()):
+            for sname, s in list(b.streams.items()):
+                key = (bname, sname)
+                if s.deleted_at is not None:
+                    if time.time() - s.deleted_at.timestamp() >= grace:
+                        self._drop_stream(key)
+                    continue
+                self.storage.collect(key, now)
+                self._delete_if_empty(s, key, now)
+            deleted = b.deleted_at
+            if deleted is not None and not b.streams and time.time() - deleted.timestamp() >= grace:
+                self.catalog.remove_basin(bname)
+        for key, owner in list(self.owners.items()):
+            if not owner.busy and now - owner.last_active > DORMANT_AFTER:
+                del self.owners[key]
+
+    def _drop_stream(self, key: StreamKey) -> None:
+        owner = self.owners.pop(key, None)
+        if owner is not None and owner.busy and owner.closed is None:
+            return
+        self.storage.delete_stream(key)
+        self.catalog.remove_stream(*key)
+
+    def _delete_if_empty(self, meta: StreamMeta, key: StreamKey, now: float) -> None:
+        min_age = meta.config.delete_on_empty_min_age_secs or 0
+        if min_age <= 0:
+            return
+        state = self.storage.state(key)
+        owner = self.owners.get(key)
+        if owner is not None and owner.busy:
+            return
+        empty = self.storage.first_seq_num(key) >= state.tail.seq_num
+        last = state.last_write or meta.created_at.timestamp() - time.time() + now
+        if empty and now - last >= min_age:
+            log.info("deleting empty stream %s/%s", *key)
+            self.delete_stream(*key)
+
+
+def server_error(code: ErrorCode, message: str) -> ServerError:
+    """Shorthand used by handlers."""
+    return err(code, message)

@@ -1,0 +1,361 @@
+"""Lite's stream engine: one owner per stream sequences appends; one committer makes them durable.
+
+Theory of operation
+-------------------
+* ``StreamOwner.append`` runs synchronously on the event loop, so appends to a stream are
+  sequenced in arrival order without locks: conditions (fencing token, match_seq_num) are
+  checked against the *pending* state, which includes earlier appends not yet durable, so
+  pipelined sessions work (s2-api.md §8.4). Seq_nums and timestamps are assigned there and then.
+* The sequenced batch waits in the owner's ``unflushed`` list. The :class:`Committer` wakes at
+  most every flush interval, takes every dirty owner's batches and hands them to storage in one
+  commit (group commit across streams). Only after the commit returns are acks released, in
+  order, and the records broadcast to followers (§15.4): an ack means durable, and no reader
+  sees a record that could still be lost.
+* If a commit fails, every batch of that round fails with ``storage``, and so does every batch
+  sequenced on top of them; the pending state rolls back to the committed state.
+* A condition failure (412) is reported only once everything before it is durable, so the
+  state it reports is real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import struct
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from s2kit.errors import ErrorCode, FencingTokenMismatch, S2Error, SeqNumMismatch, ServerError
+from s2kit.server._crypto import encode_envelope
+from s2kit.server._storage import Storage, StreamCommit, StreamKey
+from s2kit.types import (
+    AppendAck,
+    AppendInput,
+    EncryptionAlgorithm,
+    SequencedRecord,
+    StreamPosition,
+    TimestampingMode,
+)
+
+if TYPE_CHECKING:
+    from s2kit.server._catalog import StreamMeta
+    from s2kit.server._crypto import RecordCipher
+
+log = logging.getLogger("s2kit.server")
+
+FOLLOWER_CAPACITY = 25
+"""Live batches a follower may have queued before it is switched to a storage scan."""
+AES_GCM_MAX_SEQ_NUM = 2**32 - 1
+_new = object.__new__
+_SR_SET = tuple(
+    SequencedRecord.__dict__[f].__set__ for f in ("seq_num", "timestamp", "headers", "body")
+)
+
+
+def _sequenced(
+    seq: int, ts: int, headers: tuple[tuple[bytes, bytes], ...], body: bytes
+) -> SequencedRecord:
+    obj: SequencedRecord = _new(SequencedRecord)
+    s0, s1, s2, s3 = _SR_SET
+    s0(obj, seq)
+    s1(obj, ts)
+    s2(obj, headers)
+    s3(obj, body)
+    return obj
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds since the epoch (record timestamps)."""
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(slots=True, eq=False)
+class _Pending:
+    future: asyncio.Future[AppendAck]
+    records: list[SequencedRecord]
+    sizes: list[int]
+    start: StreamPosition
+    end: StreamPosition
+    fencing_token: str | None
+    trim_point: int | None
+    expiry: float | None
+
+
+class Follower:
+    """A reader waiting at the live tail: receives committed batches from the owner."""
+
+    def __init__(self, capacity: int = FOLLOWER_CAPACITY) -> None:
+        self.batches: deque[list[SequencedRecord]] = deque()
+        self.capacity = capacity
+        self.lagged = False
+        self.error: S2Error | None = None
+        self.wakeup = asyncio.Event()
+
+    def push(self, records: list[SequencedRecord]) -> None:
+        """Queue a committed batch; past capacity the follower lags and must rescan."""
+        if self.lagged:
+            return
+        if len(self.batches) >= self.capacity:
+            self.lagged = True
+            self.batches.clear()
+        else:
+            self.batches.append(records)
+        self.wakeup.set()
+
+    def close(self, error: S2Error) -> None:
+        """End the follow with ``error``."""
+        self.error = error
+        self.wakeup.set()
+
+
+@dataclass(slots=True, eq=False)
+class StreamOwner:
+    """Sole sequencer of one stream's appends and publisher of its committed tail."""
+
+    key: StreamKey
+    meta: StreamMeta
+    committer: Committer
+    tail: StreamPosition
+    """Committed (durable) tail."""
+    fencing_token: str
+    trim_point: int
+    next_seq: int = 0
+    max_ts: int = 0
+    pending_token: str = ""
+    pending_trim: int = 0
+    unflushed: list[_Pending] = field(default_factory=list)
+    inflight: list[_Pending] = field(default_factory=list)
+    followers: set[Follower] = field(default_factory=set)
+    last_active: float = field(default_factory=time.monotonic)
+    closed: S2Error | None = None
+
+    def __post_init__(self) -> None:
+        self._rollback()
+
+    def _rollback(self) -> None:
+        self.next_seq = self.tail.seq_num
+        self.max_ts = self.tail.timestamp
+        self.pending_token = self.fencing_token
+        self.pending_trim = self.trim_point
+
+    @property
+    def busy(self) -> bool:
+        """Whether appends are pending or readers follow."""
+        return bool(self.unflushed or self.inflight or self.followers)
+
+    def _after_pending(self, error: S2Error) -> asyncio.Future[AppendAck]:
+        # Report a failure only once everything before it is durable (§15.4).
+        fut: asyncio.Future[AppendAck] = asyncio.get_running_loop().create_future()
+        pending = self.unflushed or self.inflight
+        if not pending:
+            fut.set_exception(error)
+            return fut
+
+        def fail(_: object) -> None:
+            if not fut.done():
+                fut.set_exception(error)
+
+        pending[-1].future.add_done_callback(fail)
+        return fut
+
+    def append(
+        self, inp: AppendInput, sizes: list[int], cipher: RecordCipher | None = None
+    ) -> asyncio.Future[AppendAck]:
+        """Sequence a validated batch; the future resolves with its ack once durable.
+
+        Raises:
+            ServerError: ``invalid`` (timestamps, AES-GCM limit) or the stream's closing error.
+        """
+        if self.closed is not None:
+            raise self.closed
+        self.last_active = time.monotonic()
+        if inp.fencing_token is not None and inp.fencing_token != self.pending_token:
+            return self._after_pending(FencingTokenMismatch(self.pending_token))
+        if inp.match_seq_num is not None and inp.match_seq_num != self.next_seq:
+            return self._after_pending(SeqNumMismatch(self.next_seq))
+        cfg = self.meta.config
+        ts_cfg = cfg.timestamping
+        mode = ts_cfg.mode if ts_cfg is not None else None
+        uncapped = bool(ts_cfg.uncapped) if ts_cfg is not None else False
+        now = now_ms()
+        n = len(inp.records)
+        seq = self.next_seq
+        if (
+            cipher is not None
+            and cipher.algorithm is EncryptionAlgorithm.AES_256_GCM
+            and seq + n - 1 > AES_GCM_MAX_SEQ_NUM
+        ):
+            raise ServerError.for_code(
+                ErrorCode.INVALID, "aes-256-gcm streams are limited to 2^32 records"
+            )
+        max_ts = self.max_ts
+        token, trim = self.pending_token, self.pending_trim
+        out: list[SequencedRecord] = []
+        for r in inp.records:
+            if mode is TimestampingMode.ARRIVAL or r.timestamp is None:
+                if mode is TimestampingMode.CLIENT_REQUIRE:
+                    raise ServerError.for_code(
+                        ErrorCode.INVALID, "record timestamp was required but was missing"
+                    )
+                ts = now
+            else:
+                ts = r.timestamp
+                if not uncapped and ts > now:
+                    ts = now
+            if ts < max_ts:
+                ts = max_ts
+            max_ts = ts
+            headers, body = r.headers, r.body
+            if len(headers) == 1 and not headers[0][0]:
+                op = headers[0][1]
+                if op == b"fence":
+                    token = body.decode()
+                elif op == b"trim":
+                    # A trim never trims past itself (§8.7) and only moves forward.
+                    trim = max(trim, min(struct.unpack(">Q", body)[0], seq + 1))
+            elif cipher is not None:
+                body = cipher.encrypt(encode_envelope(headers, body))
+                headers = ()
+            out.append(_sequenced(seq, ts, headers, body))
+            seq += 1
+        retention = cfg.retention_policy
+        expiry = None if not isinstance(retention, int) else time.monotonic() + retention
+        first = out[0]
+        pending = _Pending(
+            future=asyncio.get_running_loop().create_future(),
+            records=out,
+            sizes=sizes,
+            start=StreamPosition(first.seq_num, first.timestamp),
+            end=StreamPosition(seq, max_ts),
+            fencing_token=token if token != self.pending_token else None,
+            trim_point=trim if trim != self.pending_trim else None,
+            expiry=expiry,
+        )
+        self.next_seq, self.max_ts = seq, max_ts
+        self.pending_token, self.pending_trim = token, trim
+        self.unflushed.append(pending)
+        self.committer.mark_dirty(self)
+        return pending.future
+
+    def take(self) -> StreamCommit | None:
+        """Move unflushed batches in flight and describe them as one commit."""
+        if not self.unflushed:
+            return None
+        batch, self.unflushed = self.unflushed, []
+        self.inflight.extend(batch)
+        commit = StreamCommit(key=self.key, tail=batch[-1].end)
+        for p in batch:
+            commit.records.extend(p.records)
+            commit.sizes.extend(p.sizes)
+            if p.fencing_token is not None:
+                commit.fencing_token = p.fencing_token
+            if p.trim_point is not None:
+                commit.trim_point = p.trim_point
+        # One expiry per commit run: the latest of the run's batches keeps everything long enough.
+        expiries = [p.expiry for p in batch]
+        commit.expiry = None if None in expiries else max(e for e in expiries if e is not None)
+        return commit
+
+    def committed(self, commit: StreamCommit) -> None:
+        """Release the acks of a durable commit, then feed followers."""
+        n = len(commit.records)
+        done: list[_Pending] = []
+        count = 0
+        while count < n:
+            p = self.inflight.pop(0)
+            done.append(p)
+            count += len(p.records)
+        assert commit.tail is not None
+        self.tail = commit.tail
+        if commit.fencing_token is not None:
+            self.fencing_token = commit.fencing_token
+        if commit.trim_point is not None:
+            self.trim_point = commit.trim_point
+        tail = self.tail
+        for p in done:
+            if not p.future.done():
+                p.future.set_result(AppendAck(start=p.start, end=p.end, tail=tail))
+        records = commit.records
+        for f in self.followers:
+            f.push(records)
+
+    def commit_failed(self, error: BaseException) -> None:
+        """Fail everything in flight and everything sequenced on top; roll back."""
+        failure = ServerError.for_code(ErrorCode.STORAGE, f"storage error: {error}")
+        for p in self.inflight + self.unflushed:
+            if not p.future.done():
+                p.future.set_exception(failure)
+        self.inflight.clear()
+        self.unflushed.clear()
+        self._rollback()
+
+    def close(self, error: S2Error) -> None:
+        """Refuse further appends and end followers with ``error``."""
+        self.closed = error
+        for f in self.followers:
+            f.close(error)
+        self.followers.clear()
+
+
+class Committer:
+    """Group commit: one storage commit per flush interval across all streams."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        flush_interval: float,
+    ) -> None:
+        self.storage = storage
+        self.flush_interval = flush_interval
+        self._dirty: dict[StreamKey, StreamOwner] = {}
+        self._wake = asyncio.Event()
+        self.commits = 0
+
+    def mark_dirty(self, owner: StreamOwner) -> None:
+        """Schedule ``owner``'s unflushed batches for the next commit."""
+        self._dirty[owner.key] = owner
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Commit loop; runs until cancelled (then commits what is pending one last time)."""
+        try:
+            while True:
+                await self._wake.wait()
+                if self.flush_interval > 0:
+                    await asyncio.sleep(self.flush_interval)
+                await self.commit_once()
+        finally:
+            with contextlib.suppress(Exception):
+                await self.commit_once()
+
+    async def commit_once(self) -> None:
+        """Commit every dirty owner's pending batches now."""
+        self._wake.clear()
+        owners, self._dirty = list(self._dirty.values()), {}
+        work = [(o, c) for o in owners if (c := o.take()) is not None]
+        if not work:
+            return
+        commits = [c for _, c in work]
+        try:
+            await self._commit(commits)
+        except Exception as exc:
+            log.exception("commit of %d streams failed", len(commits))
+            for o, _ in work:
+                o.commit_failed(exc)
+            return
+        self.commits += 1
+        for o, c in work:
+            o.committed(c)
+
+    async def _commit(self, commits: list[StreamCommit]) -> None:
+        # The in-memory backend is instant; durable backends override to run in a thread.
+        self.storage.commit(commits)
+
+
+def retention_expiry(retention: int | str | None) -> float:
+    """Monotonic expiry for records written now under ``retention``."""
+    return time.monotonic() + retention if isinstance(retention, int) else math.inf

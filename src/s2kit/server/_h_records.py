@@ -1,0 +1,346 @@
+"""Lite handlers for the data plane: check-tail, unary append and read, and the streaming
+forms — S2S append sessions, S2S read sessions and SSE reads (s2-api.md §3.3, §6–§9).
+
+Append sessions follow retry-safety.md §6.2: inputs are admitted (sequenced) in arrival order;
+the first failure poisons the session, so nothing after it is applied; every admitted input is
+acked, in order, before the terminal frame; an ack is only sent once the input is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from s2kit.errors import ErrorCode, FrameError, ServerError
+from s2kit.server._h_resources import checked_stream
+from s2kit.server._http import Query, Reply, err, error_body, json_body, read_body
+from s2kit.server._reads import UNARY_WAIT_MAX, ReadParams, read_session, resolve_start
+from s2kit.types import (
+    AppendAck,
+    AppendInput,
+    SeqNum,
+    SequencedRecord,
+    StreamPosition,
+    TailOffset,
+    Timestamp,
+)
+from s2kit.wire import _json, _negotiate, _proto, _s2s, _sse
+from s2kit.wire._validate import InvalidBatch, validate_append_input
+
+if TYPE_CHECKING:
+    from s2kit.server._backend import Backend
+    from s2kit.server._catalog import StreamMeta
+
+STREAMING_HEADERS = [("cache-control", "no-cache, no-transform"), ("x-accel-buffering", "no")]
+PROTO_CT = ("content-type", "application/protobuf")
+
+
+def _format(reply: Reply) -> _json.Format:
+    try:
+        return _negotiate.parse_s2_format(reply.request.header("s2-format"))
+    except ValueError:
+        raise err(ErrorCode.BAD_HEADER, "Invalid header `s2-format`") from None
+
+
+def _wants_proto(reply: Reply) -> bool:
+    return _negotiate.is_protobuf(reply.request.header("accept"))
+
+
+def _validate(inp: AppendInput) -> list[int]:
+    try:
+        validate_append_input(inp)
+    except InvalidBatch as exc:
+        raise err(ErrorCode.INVALID, str(exc)) from None
+    return [r.metered_bytes for r in inp.records]
+
+
+async def check_tail(backend: Backend, reply: Reply, basin: str, stream: str) -> None:
+    """GET /v1/streams/{stream}/records/tail."""
+    tail = backend.check_tail(basin, checked_stream(stream))
+    await reply.json(200, {"tail": {"seq_num": tail.seq_num, "timestamp": tail.timestamp}})
+
+
+# --- append -----------------------------------------------------------------------------------
+
+
+async def append(backend: Backend, reply: Reply, basin: str, stream: str) -> None:
+    """POST /v1/streams/{stream}/records: unary append or an S2S append session."""
+    request = reply.request
+    stream = checked_stream(stream)
+    media = request.header("content-type")
+    if _negotiate.is_s2s(media):
+        await _append_session(backend, reply, basin, stream)
+        return
+    body = await read_body(request)
+    if _negotiate.is_protobuf(media):
+        try:
+            inp = _proto.decode_append_input(body)
+        except _proto.ProtoDecodeError as exc:
+            raise err(ErrorCode.BAD_PROTO, str(exc)) from None
+    elif _negotiate.is_json(media):
+        fmt = _format(reply)
+        json_body(body)  # shape errors first, as bad_json
+        try:
+            inp = _json.decode_append_input(body, fmt)
+        except _json.JsonShapeError as exc:
+            raise err(ErrorCode.BAD_JSON, f"Failed to deserialize the JSON body: {exc}") from None
+        except _json.JsonInvalid as exc:
+            raise err(ErrorCode.INVALID, str(exc)) from None
+    else:
+        raise err(ErrorCode.BAD_JSON, "Expected request with `Content-Type: application/json`")
+    sizes = _validate(inp)
+    meta = backend.stream_for_append(basin, stream)
+    cipher = backend.cipher(meta, request.header("s2-encryption-key"))
+    ack = await backend.owner(meta).append(inp, sizes, cipher)
+    await _send_ack(reply, ack)
+
+
+async def _send_ack(reply: Reply, ack: AppendAck) -> None:
+    if _wants_proto(reply):
+        await reply.send(200, _proto.encode_append_ack(ack), [PROTO_CT])
+    else:
+        await reply.send(
+            200, _json.encode_append_ack(ack).encode(), [("content-type", "application/json")]
+        )
+
+
+async def _append_session(backend: Backend, reply: Reply, basin: str, stream: str) -> None:
+    request, responder = reply.request, reply.responder
+    meta = backend.stream_for_append(basin, stream)
+    cipher = backend.cipher(meta, request.header("s2-encryption-key"))
+    compression = _negotiate.s2s_compression_from_accept_encoding(
+        request.header_all("accept-encoding")
+    )
+    await responder.start(200, [("content-type", "s2s/proto"), *STREAMING_HEADERS, *reply.extra])
+    acks: asyncio.Queue[asyncio.Future[AppendAck] | ServerError | None] = asyncio.Queue()
+
+    async def admit() -> None:
+        # Reads frames and admits inputs; puts the poisoning error (or None at the end) last.
+        decoder = _s2s.FrameDecoder()
+        try:
+            while not backend.draining.is_set():
+                chunk = await _next_chunk(request, backend.draining)
+                if chunk is None:
+                    if backend.draining.is_set():
+                        break
+                    decoder.end_of_stream()
+                    acks.put_nowait(None)
+                    return
+                decoder.receive_data(chunk)
+                while (event := decoder.next_event()) is not None:
+                    if isinstance(event, _s2s.Terminal):
+                        raise FrameError("unexpected terminal frame from client")
+                    try:
+                        inp = _proto.decode_append_input(event.payload)
+                    except _proto.ProtoDecodeError as exc:
+                        raise FrameError(str(exc)) from None
+                    sizes = _validate(inp)
+                    current = backend.stream_for_append(basin, stream)
+                    acks.put_nowait(backend.owner(current).append(inp, sizes, cipher))
+            acks.put_nowait(err(ErrorCode.SERVER_DRAINING, "server is shutting down"))
+        except FrameError as exc:
+            acks.put_nowait(err(ErrorCode.BAD_FRAME, str(exc)))
+        except ServerError as exc:
+            acks.put_nowait(exc)
+
+    async def respond() -> None:
+        while True:
+            item = await acks.get()
+            if item is None:
+                return
+            if isinstance(item, ServerError):
+                await _terminal(responder, item)
+                return
+            try:
+                ack = await item
+            except ServerError as exc:
+                await _terminal(responder, exc)
+                return
+            frames = [_proto.encode_append_ack(ack)]
+            # Coalesce acks that are already settled into one write.
+            while not acks.empty():
+                nxt = acks._queue[0]  # type: ignore[attr-defined]
+                if not isinstance(nxt, asyncio.Future) or not nxt.done() or nxt.exception():
+                    break
+                acks.get_nowait()
+                frames.append(_proto.encode_append_ack(nxt.result()))
+            await responder.send(_s2s.encode_messages(frames, compression))
+
+    async with asyncio.TaskGroup() as tg:
+        reader = tg.create_task(admit())
+        await respond()
+        reader.cancel()
+    await responder.end()
+
+
+async def _next_chunk(request: object, draining: asyncio.Event) -> bytes | None:
+    read = asyncio.ensure_future(request.read_chunk())  # type: ignore[attr-defined]
+    drain = asyncio.ensure_future(draining.wait())
+    try:
+        await asyncio.wait({read, drain}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        drain.cancel()
+        if not read.done():
+            read.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await read
+    if read.cancelled() or not read.done():
+        return None
+    chunk: bytes | None = read.result()
+    return chunk
+
+
+async def _terminal(responder: object, exc: ServerError) -> None:
+    status, body = error_body(exc)
+    await responder.send(_s2s.encode_terminal(status, body))  # type: ignore[attr-defined]
+
+
+# --- read -------------------------------------------------------------------------------------
+
+
+def _read_params(q: Query, *, unary: bool) -> ReadParams:
+    starts = [n for n in ("seq_num", "timestamp", "tail_offset") if q.has(n)]
+    seq, ts, off = q.u64("seq_num"), q.u64("timestamp"), q.u64("tail_offset")
+    count, nbytes, until = q.u64("count"), q.u64("bytes"), q.u64("until")
+    wait = q.u64("wait", bits=32)
+    clamp = q.flag("clamp")
+    if len(starts) > 1:
+        raise err(
+            ErrorCode.INVALID, "only one of seq_num, timestamp, or tail_offset can be provided"
+        )
+    start: SeqNum | Timestamp | TailOffset
+    if seq is not None:
+        start = SeqNum(seq)
+    elif ts is not None:
+        start = Timestamp(ts)
+        if until is not None and until <= ts:
+            raise err(ErrorCode.INVALID, "start `timestamp` exceeds or equal to `until`")
+    else:
+        start = TailOffset(off or 0)
+    if unary:
+        count = 1000 if count is None else min(count, 1000)
+        nbytes = 1024 * 1024 if nbytes is None else min(nbytes, 1024 * 1024)
+        wait = None if wait is None else min(wait, UNARY_WAIT_MAX)
+    return ReadParams(start=start, clamp=clamp, count=count, bytes=nbytes, until=until, wait=wait)
+
+
+async def read(backend: Backend, reply: Reply, basin: str, stream: str) -> None:
+    """GET /v1/streams/{stream}/records: unary, SSE or S2S read."""
+    request = reply.request
+    stream = checked_stream(stream)
+    q = Query(request.query)
+    s2s = _negotiate.is_s2s(request.header("content-type"))
+    sse = not s2s and _negotiate.is_sse(request.header("accept"))
+    fmt = _format(reply) if not s2s else "raw"
+    params = _read_params(q, unary=not (s2s or sse))
+    resume = None
+    last_event_id = request.header("last-event-id")
+    if sse and last_event_id is not None:
+        try:
+            resume = _negotiate.parse_last_event_id(last_event_id)
+        except ValueError:
+            raise err(ErrorCode.BAD_HEADER, "Invalid header `last-event-id`") from None
+        params = _resumed(params, resume)
+    meta = backend.stream_for_read(basin, stream)
+    cipher = backend.cipher(meta, request.header("s2-encryption-key"))
+    owner = backend.owner(meta)
+    start = resolve_start(params, owner, backend.storage)
+    batches = read_session(
+        params, owner, backend.storage, cipher, backend.read_settings, start=start
+    )
+    if s2s:
+        await _serve_s2s(reply, batches)
+    elif sse:
+        await _serve_sse(reply, batches, fmt, resume)
+    else:
+        await _serve_unary(reply, batches, fmt, meta)
+
+
+def _resumed(params: ReadParams, resume: tuple[int, int, int]) -> ReadParams:
+    seq, count, nbytes = resume
+    return ReadParams(
+        start=SeqNum(seq + 1),
+        clamp=params.clamp,
+        count=None if params.count is None else max(0, params.count - count),
+        bytes=None if params.bytes is None else max(0, params.bytes - nbytes),
+        until=params.until,
+        wait=params.wait,
+    )
+
+
+async def _serve_unary(
+    reply: Reply,
+    batches: AsyncIterator[tuple[list[SequencedRecord], StreamPosition | None]],
+    fmt: _json.Format,
+    meta: StreamMeta,
+) -> None:
+    records: list[SequencedRecord] = []
+    tail: StreamPosition | None = None
+    async with contextlib.aclosing(batches):  # type: ignore[type-var]
+        async for recs, t in batches:
+            if recs:
+                records, tail = recs, t
+                break
+    if _wants_proto(reply):
+        await reply.send(200, _proto.encode_read_batch_parts(records, tail), [PROTO_CT])
+    else:
+        body = _json.encode_read_batch(records, tail, fmt).encode()
+        await reply.send(200, body, [("content-type", "application/json")])
+
+
+async def _serve_s2s(
+    reply: Reply, batches: AsyncIterator[tuple[list[SequencedRecord], StreamPosition | None]]
+) -> None:
+    responder = reply.responder
+    compression = _negotiate.s2s_compression_from_accept_encoding(
+        reply.request.header_all("accept-encoding")
+    )
+    await responder.start(200, [("content-type", "s2s/proto"), *STREAMING_HEADERS, *reply.extra])
+    try:
+        async with contextlib.aclosing(batches):  # type: ignore[type-var]
+            async for recs, tail in batches:
+                payload = _proto.encode_read_batch_parts(recs, tail)
+                await responder.send(_s2s.encode_message(payload, compression))
+    except ServerError as exc:
+        await _terminal(responder, exc)
+    await responder.end()
+
+
+async def _serve_sse(
+    reply: Reply,
+    batches: AsyncIterator[tuple[list[SequencedRecord], StreamPosition | None]],
+    fmt: _json.Format,
+    resume: tuple[int, int, int] | None,
+) -> None:
+    responder = reply.responder
+    await responder.start(
+        200, [("content-type", "text/event-stream"), *STREAMING_HEADERS, *reply.extra]
+    )
+    # Counters continue from the Last-Event-ID so a second resume stays exact (§17.12).
+    count, nbytes = (resume[1], resume[2]) if resume else (0, 0)
+    try:
+        async with contextlib.aclosing(batches):  # type: ignore[type-var]
+            async for recs, tail in batches:
+                if not recs:
+                    assert tail is not None
+                    ping = {"timestamp": time.time_ns() // 1_000_000, "tail": _pos(tail)}
+                    await responder.send(_sse.sse_ping(_json.dumps(ping)))
+                    continue
+                count += len(recs)
+                nbytes += sum(r.metered_bytes for r in recs)
+                event_id = _sse.format_event_id(recs[-1].seq_num, count, nbytes)
+                data = _json.encode_read_batch(recs, tail, fmt)
+                await responder.send(_sse.sse_batch(event_id, data))
+    except ServerError as exc:
+        _, body = error_body(exc)
+        await responder.send(_sse.sse_error(body.decode()))
+    else:
+        await responder.send(_sse.sse_done())
+    await responder.end()
+
+
+def _pos(p: StreamPosition) -> dict[str, int]:
+    return {"seq_num": p.seq_num, "timestamp": p.timestamp}

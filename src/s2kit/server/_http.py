@@ -1,0 +1,201 @@
+"""HTTP helpers shared by lite's handlers: query parsing, bodies, JSON and error responses.
+
+Everything here maps S2 semantics onto the front's ``Request``/``Responder`` and nothing else,
+so handlers read as the spec reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import parse_qsl, unquote
+
+from s2kit.errors import (
+    ErrorCode,
+    FencingTokenMismatch,
+    ReadUnwritten,
+    SeqNumMismatch,
+    ServerError,
+)
+from s2kit.wire import _compress, _negotiate
+from s2kit.wire._json import JsonInvalid, JsonShapeError, dumps, encode_error, encode_tail, loads
+
+if TYPE_CHECKING:
+    from s2kit.server._front import Request, Responder
+
+T = TypeVar("T")
+
+MAX_BODY = 8 * 1024 * 1024
+"""Largest unary request body accepted (a 1 MiB batch in base64 JSON fits with room)."""
+COMPRESS_MIN = 1024
+JSON_CT = ("content-type", "application/json")
+
+
+def err(code: ErrorCode, message: str) -> ServerError:
+    """The error for ``code`` with its canonical status."""
+    return ServerError.for_code(code, message)
+
+
+def error_body(exc: ServerError) -> tuple[int, bytes]:
+    """Status and JSON body for an error, including the 412 and 416 shapes (§13)."""
+    if isinstance(exc, FencingTokenMismatch):
+        return 412, dumps({"fencing_token_mismatch": exc.expected}).encode()
+    if isinstance(exc, SeqNumMismatch):
+        return 412, dumps({"seq_num_mismatch": exc.expected}).encode()
+    if isinstance(exc, ReadUnwritten):
+        return 416, encode_tail(exc.tail).encode()
+    return exc.status, encode_error(exc.code, exc.message).encode()
+
+
+# --- query ------------------------------------------------------------------------------------
+
+
+class Query:
+    """Parsed query parameters; bad values raise ``bad_query``."""
+
+    def __init__(self, raw: str) -> None:
+        try:
+            pairs = parse_qsl(raw, keep_blank_values=True, strict_parsing=False, errors="strict")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise err(ErrorCode.BAD_QUERY, f"invalid query string: {exc}") from None
+        self._values: dict[str, str] = {}
+        for k, v in pairs:
+            self._values.setdefault(k, v)
+
+    def has(self, name: str) -> bool:
+        """Whether ``name`` was given."""
+        return name in self._values
+
+    def text(self, name: str, default: str = "") -> str:
+        """A string parameter."""
+        return self._values.get(name, default)
+
+    def _conv(self, name: str, conv: Callable[[str], T]) -> T | None:
+        raw = self._values.get(name)
+        if raw is None:
+            return None
+        try:
+            return conv(raw)
+        except ValueError:
+            raise err(ErrorCode.BAD_QUERY, f"invalid query parameter `{name}`: {raw!r}") from None
+
+    def u64(self, name: str, *, bits: int = 64) -> int | None:
+        """An unsigned integer parameter."""
+
+        def conv(raw: str) -> int:
+            if not raw.isdigit():
+                raise ValueError(raw)
+            value = int(raw)
+            if value >= 1 << bits:
+                raise ValueError(raw)
+            return value
+
+        return self._conv(name, conv)
+
+    def flag(self, name: str) -> bool:
+        """A boolean parameter (``true``/``false``)."""
+
+        def conv(raw: str) -> bool:
+            if raw in ("true", "false"):
+                return raw == "true"
+            raise ValueError(raw)
+
+        return bool(self._conv(name, conv))
+
+
+def path_segment(raw: str) -> str:
+    """Percent-decode one path segment (names may contain ``/``, §1.2)."""
+    try:
+        return unquote(raw, errors="strict")
+    except UnicodeDecodeError:
+        raise err(ErrorCode.BAD_PATH, "path segment is not valid UTF-8") from None
+
+
+# --- bodies -----------------------------------------------------------------------------------
+
+
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The whole request body, decompressed per ``Content-Encoding``."""
+    from s2kit.server._front import BodyTooLarge
+
+    try:
+        body = await request.read_all(limit)
+    except BodyTooLarge:
+        raise err(ErrorCode.INVALID, "request body too large") from None
+    encoding = (request.header("content-encoding") or "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    try:
+        return _compress.decompress_body(body, encoding, max_size=limit)
+    except ValueError as exc:
+        raise err(ErrorCode.BAD_HEADER, f"Invalid header `content-encoding`: {exc}") from None
+
+
+def json_body(body: bytes, *, required: bool = True) -> Any:
+    """Parse a JSON body (``bad_json`` on any failure, as lite does)."""
+    if not body:
+        if required:
+            raise err(ErrorCode.BAD_JSON, "Failed to parse the request body as JSON: empty body")
+        return None
+    try:
+        return loads(body)
+    except JsonShapeError as exc:
+        raise err(ErrorCode.BAD_JSON, f"Failed to parse the request body as JSON: {exc}") from None
+
+
+def require_json_content_type(request: Request) -> None:
+    """JSON bodies need a JSON content type (§1.6)."""
+    if not _negotiate.is_json(request.header("content-type")):
+        raise err(ErrorCode.BAD_JSON, "Expected request with `Content-Type: application/json`")
+
+
+def from_json(conv: Callable[[Any], T], value: Any) -> T:
+    """Run a wire converter, mapping shape errors to ``bad_json`` and invalid values to 422."""
+    try:
+        return conv(value)
+    except JsonShapeError as exc:
+        raise err(ErrorCode.BAD_JSON, f"Failed to deserialize the JSON body: {exc}") from None
+    except JsonInvalid as exc:
+        raise err(ErrorCode.INVALID, str(exc)) from None
+
+
+# --- responses --------------------------------------------------------------------------------
+
+
+class Reply:
+    """Response helpers bound to one exchange: compression and CORS applied uniformly."""
+
+    def __init__(self, request: Request, responder: Responder, extra: list[tuple[str, str]]):
+        self.request = request
+        self.responder = responder
+        self.extra = extra
+
+    async def send(
+        self, status: int, body: bytes, headers: list[tuple[str, str]] | None = None
+    ) -> None:
+        """A complete response; bodies of 1 KiB or more are compressed when accepted."""
+        hdrs = list(headers or [])
+        if len(body) >= COMPRESS_MIN:
+            enc = _negotiate.http_encoding_from_accept_encoding(
+                self.request.header_all("accept-encoding")
+            )
+            if enc is not None:
+                body = _compress.compress_body(body, enc)
+                hdrs.append(("content-encoding", enc))
+                hdrs.append(("vary", "accept-encoding"))
+        await self.responder.respond(status, hdrs + self.extra, body)
+
+    async def json(
+        self, status: int, obj: Any, headers: list[tuple[str, str]] | None = None
+    ) -> None:
+        """A JSON response."""
+        await self.send(status, dumps(obj).encode(), [JSON_CT, *(headers or [])])
+
+    async def error(self, exc: ServerError) -> None:
+        """An S2 error response."""
+        status, body = error_body(exc)
+        await self.responder.respond(status, [JSON_CT, *self.extra], body)
+
+    async def empty(self, status: int) -> None:
+        """An empty response."""
+        await self.responder.respond(status, list(self.extra), b"")

@@ -1,0 +1,181 @@
+"""Running lite: the :class:`Lite` server object (in an event loop you own), and a thread-hosted
+variant for synchronous code and test suites.
+
+``Lite`` owns two tasks, the HTTP front's accept loop and the backend's jobs, and releases both
+in :meth:`Lite.aclose`. Shutdown drains: no new inputs are admitted, every accepted input is
+acked, then sessions end with ``server_draining`` (retry-safety.md §7.6 P5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import threading
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from s2kit.server._app import App
+from s2kit.server._backend import Backend
+from s2kit.server._front import HttpServer
+from s2kit.server._reads import ReadSettings
+
+if TYPE_CHECKING:
+    from s2kit.server._storage import Storage
+
+log = logging.getLogger("s2kit.server")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LiteConfig:
+    """Settings of a lite server."""
+
+    host: str = "127.0.0.1"
+    """Address to bind."""
+    port: int = 0
+    """Port to bind; 0 picks a free one."""
+    flush_interval: float = 0.005
+    """Group-commit interval in seconds."""
+    ssl_context: ssl.SSLContext | None = None
+    """TLS for https (plaintext h1/h2c stay available on the same port)."""
+    cors: bool = True
+    """Answer CORS permissively."""
+    background_interval: float = 1.0
+    """Seconds between background job passes."""
+    deletion_grace: float = 1.0
+    """Seconds a deleted basin or stream stays visible before it is removed."""
+    heartbeat_min: float = 5.0
+    """Shortest gap between read-session heartbeats."""
+    heartbeat_max: float = 15.0
+    """Longest gap between read-session heartbeats."""
+    shutdown_grace: float = 10.0
+    """Seconds sessions get to drain on shutdown."""
+
+
+class Lite:
+    """An S2-compatible server. Use as ``async with Lite() as lite: ... lite.url``."""
+
+    def __init__(self, config: LiteConfig | None = None, *, storage: Storage | None = None):
+        self.config = cfg = config or LiteConfig()
+        self.backend = Backend(
+            storage,
+            flush_interval=cfg.flush_interval,
+            background_interval=cfg.background_interval,
+            deletion_grace=cfg.deletion_grace,
+            read_settings=ReadSettings(cfg.heartbeat_min, cfg.heartbeat_max),
+        )
+        self.app = App(self.backend, cors=cfg.cors)
+        self.http = HttpServer(self.app, host=cfg.host, port=cfg.port, ssl_context=cfg.ssl_context)
+        self._jobs: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def port(self) -> int:
+        """The bound port."""
+        return self.http.port
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` (or https with TLS)."""
+        scheme = "https" if self.config.ssl_context is not None else "http"
+        host = self.config.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{scheme}://{host}:{self.port}"
+
+    @property
+    def plain_url(self) -> str:
+        """The cleartext (h2c / HTTP/1.1) URL, also served when TLS is on."""
+        return self.url.replace("https://", "http://", 1)
+
+    async def start(self) -> str:
+        """Bind and serve; returns :attr:`url`."""
+        self._jobs = asyncio.create_task(self.backend.run(), name="s2kit-lite-backend")
+        await self.http.start()
+        log.info("s2kit lite listening on %s", self.url)
+        return self.url
+
+    async def aclose(self) -> None:
+        """Drain and stop. Idempotent; always releases the tasks."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self.http.shutdown(self.config.shutdown_grace, on_drain=self.backend.draining.set)
+        finally:
+            if self._jobs is not None:
+                self._jobs.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._jobs
+            self.backend.storage.close()
+
+    async def __aenter__(self) -> Lite:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class LiteThread:
+    """Lite in a background thread with its own event loop, for synchronous callers and tests.
+
+    ``with LiteThread() as lite: lite.url`` — the server stops (draining) on exit.
+    """
+
+    def __init__(self, config: LiteConfig | None = None) -> None:
+        self.config = config or LiteConfig()
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self.url = ""
+        self.port = 0
+
+    def start(self) -> str:
+        """Start the thread and wait until lite listens; returns its URL."""
+        self._thread = threading.Thread(target=self._run, name="s2kit-lite", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+        return self.url
+
+    def _run(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        try:
+            async with Lite(self.config) as lite:
+                self.url, self.port = lite.url, lite.port
+                self._ready.set()
+                await self._stop.wait()
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            raise
+
+    def stop(self) -> None:
+        """Stop lite and join the thread."""
+        if self._loop is not None and self._stop is not None:
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join()
+
+    def __enter__(self) -> LiteThread:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,264 @@
+"""Lite's read path: start resolution, catch-up from storage, following the live tail.
+
+One async generator serves unary reads, SSE and S2S sessions alike (s2-api.md §9). It yields
+``(records, tail)`` pairs: catch-up batches have ``tail=None``; batches from following the tail
+carry it; a heartbeat is ``([], tail)``. The transports only differ in how they render them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from s2kit.errors import ErrorCode, ReadUnwritten, ServerError
+from s2kit.server._crypto import DecryptionFailed, RecordCipher, decode_envelope
+from s2kit.server._engine import Follower, StreamOwner
+from s2kit.types import ReadStart, SeqNum, SequencedRecord, StreamPosition, TailOffset, Timestamp
+
+if TYPE_CHECKING:
+    from s2kit.server._storage import Storage
+
+BATCH_RECORDS = 1000
+BATCH_BYTES = 1024 * 1024
+UNARY_WAIT_MAX = 60
+
+Batch = tuple[list[SequencedRecord], StreamPosition | None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReadParams:
+    """A read's query parameters, validated."""
+
+    start: ReadStart
+    clamp: bool = False
+    count: int | None = None
+    bytes: int | None = None
+    until: int | None = None
+    wait: float | None = None
+    """Seconds; None = the default (0 when bounded, forever otherwise)."""
+
+    @property
+    def bounded(self) -> bool:
+        """Whether any of count/bytes/until is set."""
+        return self.count is not None or self.bytes is not None or self.until is not None
+
+    @property
+    def may_follow(self) -> bool:
+        """Whether the read may wait at the tail for new records (§9.3)."""
+        return not self.bounded or bool(self.wait)
+
+    @property
+    def wait_secs(self) -> float:
+        """The effective wait."""
+        if self.wait is not None:
+            return self.wait
+        return 0.0 if self.bounded else math.inf
+
+
+@dataclass(frozen=True, slots=True)
+class ReadSettings:
+    """Server-wide read tuning."""
+
+    heartbeat_min: float = 5.0
+    heartbeat_max: float = 15.0
+
+
+def resolve_start(params: ReadParams, owner: StreamOwner, storage: Storage) -> int:
+    """The first seq_num to read, or :class:`ReadUnwritten` (416)."""
+    tail = owner.tail
+    start = params.start
+    at_tail_check = True
+    if isinstance(start, SeqNum):
+        seq = start.value
+        if seq > tail.seq_num:
+            if not params.clamp:
+                raise ReadUnwritten(tail)
+            seq = tail.seq_num
+    elif isinstance(start, TailOffset):
+        seq = max(0, tail.seq_num - start.value)
+    else:
+        assert isinstance(start, Timestamp)
+        if start.value > tail.timestamp:
+            if not params.clamp:
+                raise ReadUnwritten(tail)
+            seq = tail.seq_num
+        else:
+            # §9.1: a timestamp start that finds nothing starts silently at the tail.
+            found = storage.seek_timestamp(owner.key, start.value)
+            seq = tail.seq_num if found is None else found
+            at_tail_check = False
+    if at_tail_check and seq >= tail.seq_num and not params.may_follow:
+        raise ReadUnwritten(tail)
+    return seq
+
+
+def _open(records: list[SequencedRecord], cipher: RecordCipher | None) -> list[SequencedRecord]:
+    if cipher is None:
+        return records
+    out = []
+    for r in records:
+        if r.headers:  # command records are stored in the clear
+            out.append(r)
+            continue
+        try:
+            headers, body = decode_envelope(cipher.decrypt(r.body))
+        except (DecryptionFailed, ValueError):
+            raise ServerError.for_code(
+                ErrorCode.DECRYPTION_FAILED, "record decryption failed"
+            ) from None
+        out.append(
+            SequencedRecord(seq_num=r.seq_num, timestamp=r.timestamp, headers=headers, body=body)
+        )
+    return out
+
+
+class _Budget:
+    """What is left of count/bytes/until, and where the read is."""
+
+    __slots__ = ("bytes", "count", "done", "next", "until")
+
+    def __init__(self, params: ReadParams, start: int) -> None:
+        self.count = math.inf if params.count is None else params.count
+        self.bytes = math.inf if params.bytes is None else params.bytes
+        self.until = params.until
+        self.next = start
+        self.done = self.count <= 0 or self.bytes <= 0
+
+    def fit(self, records: list[SequencedRecord], sizes: list[int]) -> list[SequencedRecord]:
+        """Cut a batch to the remaining limits; marks the read done when one is reached."""
+        n = 0
+        used = 0
+        until = self.until
+        for r, size in zip(records, sizes, strict=True):
+            if n >= self.count:
+                break
+            if until is not None and r.timestamp >= until:
+                self.done = True
+                break
+            if used + size > self.bytes:
+                self.done = True
+                break
+            used += size
+            n += 1
+        out = records[:n] if n < len(records) else records
+        self.count -= n
+        self.bytes -= used
+        if out:
+            self.next = out[-1].seq_num + 1
+        if self.count <= 0 or self.bytes <= 0:
+            self.done = True
+        return out
+
+
+async def read_session(
+    params: ReadParams,
+    owner: StreamOwner,
+    storage: Storage,
+    cipher: RecordCipher | None,
+    settings: ReadSettings,
+    *,
+    start: int | None = None,
+) -> AsyncIterator[Batch]:
+    """Yield the batches of a read; returns when its limits, ``until`` or ``wait`` end it."""
+    budget = _Budget(params, resolve_start(params, owner, storage) if start is None else start)
+    if budget.done:
+        return
+    wait = params.wait_secs
+    loop = asyncio.get_running_loop()
+    deadline: float | None = None
+    key = owner.key
+    while True:
+        # Catch-up from storage up to the committed tail.
+        while budget.next < owner.tail.seq_num:
+            limit_n = int(min(BATCH_RECORDS, budget.count))
+            limit_b = int(min(BATCH_BYTES, budget.bytes))
+            records, sizes = storage.read(key, budget.next, limit_n, limit_b)
+            if not records:
+                first = storage.first_seq_num(key)
+                if first > budget.next:  # trimmed or expired underneath: skip the gap
+                    budget.next = min(first, owner.tail.seq_num)
+                    continue
+                return  # the next record alone exceeds the bytes left
+            records = budget.fit(records, sizes)
+            if records:
+                yield _open(records, cipher), None
+                deadline = loop.time() + wait
+            if budget.done:
+                return
+        if not params.may_follow or wait <= 0:
+            return
+        if deadline is None:
+            deadline = loop.time() + wait
+        follower = Follower()
+        owner.followers.add(follower)
+        try:
+            async for batch in _follow(follower, owner, budget, cipher, settings, deadline, wait):
+                if batch is None:
+                    break  # lagged: back to a storage scan
+                yield batch
+            else:
+                return
+        finally:
+            owner.followers.discard(follower)
+        deadline = loop.time() + wait
+
+
+async def _follow(
+    follower: Follower,
+    owner: StreamOwner,
+    budget: _Budget,
+    cipher: RecordCipher | None,
+    settings: ReadSettings,
+    deadline: float,
+    wait: float,
+) -> AsyncIterator[Batch | None]:
+    loop = asyncio.get_running_loop()
+
+    def next_heartbeat() -> float:
+        return loop.time() + random.uniform(settings.heartbeat_min, settings.heartbeat_max)
+
+    yield [], owner.tail  # entering follow mode (§6.5)
+    heartbeat_at = next_heartbeat()
+    while True:
+        now = loop.time()
+        if now >= deadline:
+            return
+        if now >= heartbeat_at:
+            yield [], owner.tail
+            heartbeat_at = next_heartbeat()
+            continue
+        if not follower.batches and follower.error is None and not follower.lagged:
+            follower.wakeup.clear()
+            try:
+                async with asyncio.timeout(min(deadline, heartbeat_at) - now):
+                    await follower.wakeup.wait()
+            except TimeoutError:
+                continue
+        if follower.error is not None:
+            raise follower.error
+        if follower.lagged:
+            yield None
+            return
+        while follower.batches:
+            records = [r for r in follower.batches.popleft() if r.seq_num >= budget.next]
+            if not records:
+                continue
+            sizes = [r.metered_bytes for r in records] if cipher is None else _sizes(records, owner)
+            records = budget.fit(records, sizes)
+            if records:
+                yield _open(records, cipher), owner.tail
+                deadline = loop.time() + wait
+                heartbeat_at = next_heartbeat()
+            if budget.done:
+                return
+
+
+def _sizes(records: list[SequencedRecord], owner: StreamOwner) -> list[int]:
+    # Sealed records: storage keeps their plaintext sizes beside them.
+    got, sizes = owner.committer.storage.read(owner.key, records[0].seq_num, len(records), 1 << 62)
+    by_seq = {r.seq_num: s for r, s in zip(got, sizes, strict=True)}
+    return [by_seq.get(r.seq_num, r.metered_bytes) for r in records]

@@ -1,0 +1,356 @@
+"""S2S session framing (``s2s/proto``), sans-IO (s2-api.md §6).
+
+Theory of operation
+-------------------
+An S2S body, in either direction, is a sequence of frames::
+
+    +-----------------+--------+---------------------------+
+    | length (3 B BE) | flag   | payload (length - 1 B)    |
+    +-----------------+--------+---------------------------+
+
+    flag:  bit 7    T   terminal
+           bits 6-5 CC  compression: 00 none, 01 zstd, 10 gzip, 11 invalid
+           bit 4    R   reconnect advised
+           bits 3-0     reserved: sent as 0, ignored on receipt
+
+``length`` counts the flag and the payload, so it is never 0, and it is at most 2 MiB (§6.1).
+A regular frame carries one protobuf message, compressed as a whole when CC says so; the
+decompressed message may be at most 2 MiB - 1 bytes. A terminal frame (flag exactly ``0x80`` when
+we send it, bit 7 alone when we read it) carries a 2-byte HTTP status and a UTF-8 JSON error
+body; it is the last frame of its body.
+
+Senders compress only messages of at least 1 KiB, and only with the algorithm the session
+negotiated (§6.2). We additionally send a message uncompressed when compression does not make it
+smaller: receivers must honour the per-frame flag anyway, and it spares them a useless
+decompression.
+
+:class:`FrameDecoder` follows h2's ``FrameBuffer``: bytes go in with ``receive_data``, whole
+frames come out as events. Consumed frames advance an offset instead of being cut off the
+buffer one by one, and the buffer is compacted once per ``receive_data``, so a chunk holding
+thousands of small frames costs one compaction, not thousands of copies. The buffer is bounded,
+and the first malformed frame breaks the decoder for good: nothing after it can be trusted.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NoReturn
+
+from s2kit.errors import FrameError, UsageError
+from s2kit.wire._compress import BytesLike, Compression, DecompressionError, compress, decompress
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+__all__ = [
+    "COMPRESSION_THRESHOLD",
+    "DEFAULT_MAX_BUFFER_SIZE",
+    "MAX_FRAME_SIZE",
+    "MAX_MESSAGE_SIZE",
+    "FrameDecoder",
+    "FrameFlag",
+    "Message",
+    "Terminal",
+    "encode_message",
+    "encode_messages",
+    "encode_terminal",
+]
+
+MAX_FRAME_SIZE = 2 * 1024 * 1024
+"""Largest value of the length prefix: flag plus payload bytes (§6.1)."""
+
+MAX_MESSAGE_SIZE = MAX_FRAME_SIZE - 1
+"""Largest message, before compression or after decompression (§6.1)."""
+
+COMPRESSION_THRESHOLD = 1024
+"""Messages shorter than this are always sent uncompressed (§6.2)."""
+
+DEFAULT_MAX_BUFFER_SIZE = 4 * MAX_FRAME_SIZE
+"""Default bound on bytes a :class:`FrameDecoder` holds: a partial frame plus a large chunk."""
+
+
+class FrameFlag(enum.IntEnum):
+    """Bits and masks of the S2S flag byte (§6.1)."""
+
+    TERMINAL = 0x80
+    COMPRESSION_MASK = 0x60
+    RECONNECT_ADVISED = 0x10
+    RESERVED_MASK = 0x0F
+
+
+# Plain ints for the hot path: attribute lookups on an IntEnum class cost more than globals.
+_TERMINAL = int(FrameFlag.TERMINAL)
+_RECONNECT = int(FrameFlag.RECONNECT_ADVISED)
+_CC_SHIFT = 5
+_CC_INVALID = 3
+_HEAD = struct.Struct(">I")  # the 3-byte length and the flag, read as one 32-bit word
+# Below this, slicing the bytearray twice is cheaper than setting up a memoryview.
+_SMALL_FRAME = 4096
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Message:
+    """A regular frame."""
+
+    payload: bytes
+    """The protobuf message, already decompressed."""
+    reconnect_advised: bool = False
+    """The sender set R: it will end the session soon, so reconnect proactively (§6.1)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Terminal:
+    """A terminal frame: the session failed, and the peer sends nothing after this."""
+
+    status: int
+    """The HTTP status the error would have had as a unary response."""
+    body: str
+    """The JSON error body, as for a unary error with that status (§6.1, §13)."""
+
+
+def _head(length: int, flag: int) -> bytes:
+    return ((length << 8) | flag).to_bytes(4, "big")
+
+
+def _parts(
+    payload: BytesLike, compression: Compression, reconnect_advised: bool
+) -> tuple[bytes, BytesLike]:
+    size = len(payload)
+    if size > MAX_MESSAGE_SIZE:
+        raise UsageError(f"message of {size} bytes exceeds the {MAX_MESSAGE_SIZE}-byte limit")
+    flag = _RECONNECT if reconnect_advised else 0
+    if compression and size >= COMPRESSION_THRESHOLD:
+        packed = compress(payload, compression)
+        if len(packed) < size:
+            payload = packed
+            flag |= compression << _CC_SHIFT
+    return _head(len(payload) + 1, flag), payload
+
+
+def encode_message(
+    payload: BytesLike, compression: Compression, *, reconnect_advised: bool = False
+) -> bytes:
+    """Frame one message.
+
+    Args:
+        payload: the serialized protobuf message.
+        compression: the session's algorithm, applied when the message is at least
+            :data:`COMPRESSION_THRESHOLD` bytes and compression makes it smaller (§6.2).
+        reconnect_advised: set the R bit (servers only, before they end the session).
+
+    Returns:
+        The frame.
+
+    Raises:
+        UsageError: the message is longer than :data:`MAX_MESSAGE_SIZE`.
+    """
+    head, body = _parts(payload, compression, reconnect_advised)
+    return head + body
+
+
+def encode_messages(
+    payloads: Iterable[BytesLike], compression: Compression, *, reconnect_advised: bool = False
+) -> bytes:
+    """Frame several messages into one buffer, for a single write.
+
+    Args:
+        payloads: the serialized messages, in order.
+        compression: as for :func:`encode_message`, decided per message.
+        reconnect_advised: set the R bit on every frame.
+
+    Returns:
+        The frames, concatenated.
+
+    Raises:
+        UsageError: a message is longer than :data:`MAX_MESSAGE_SIZE`.
+    """
+    chunks: list[BytesLike] = []
+    for payload in payloads:
+        chunks.extend(_parts(payload, compression, reconnect_advised))
+    return b"".join(chunks)
+
+
+def encode_terminal(status: int, body: bytes) -> bytes:
+    """Frame a terminal error: flag ``0x80``, the status, then the JSON body (§6.1).
+
+    Args:
+        status: the HTTP status of the error.
+        body: the UTF-8 JSON error body.
+
+    Returns:
+        The frame. Nothing may follow it on the same body.
+
+    Raises:
+        UsageError: the status does not fit in 16 bits, the body is not UTF-8, or the frame
+            would exceed :data:`MAX_FRAME_SIZE`.
+    """
+    if not 0 <= status <= 0xFFFF:
+        raise UsageError(f"terminal status {status} does not fit in 16 bits")
+    if len(body) + 3 > MAX_FRAME_SIZE:
+        raise UsageError(f"terminal body of {len(body)} bytes does not fit in a frame")
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"terminal body is not UTF-8: {exc}") from exc
+    return _head(len(body) + 3, _TERMINAL) + status.to_bytes(2, "big") + body
+
+
+class FrameDecoder:
+    """Turns the bytes of an S2S body into :class:`Message` and :class:`Terminal` events.
+
+    Feed bytes with :meth:`receive_data`, then drain with :meth:`next_event` or by iterating,
+    before feeding more: the decoder buffers at most ``max_buffer_size`` undecoded bytes. Call
+    :meth:`end_of_stream` when the body ends.
+
+    Every decoding error is a :class:`~s2kit.errors.FrameError` (the server answers it with a
+    ``bad_frame`` terminal). After the first one the decoder is broken: every later call raises
+    that same error.
+
+    Args:
+        max_frame_size: the largest acceptable length prefix.
+        max_buffer_size: the most undecoded bytes held at once; must leave room for a frame.
+    """
+
+    __slots__ = ("_buf", "_error", "_max_buffer_size", "_max_frame_size", "_pos", "_terminated")
+
+    def __init__(
+        self,
+        *,
+        max_frame_size: int = MAX_FRAME_SIZE,
+        max_buffer_size: int = DEFAULT_MAX_BUFFER_SIZE,
+    ) -> None:
+        if not 1 <= max_frame_size <= MAX_FRAME_SIZE:
+            raise UsageError(f"max_frame_size must be in 1..{MAX_FRAME_SIZE}")
+        if max_buffer_size < max_frame_size + 3:
+            raise UsageError("max_buffer_size must hold at least one whole frame")
+        self._buf = bytearray()
+        self._pos = 0  # start of the first undecoded byte in _buf
+        self._error: FrameError | None = None
+        self._terminated = False
+        self._max_frame_size = max_frame_size
+        self._max_buffer_size = max_buffer_size
+
+    def _fail(self, message: str, cause: BaseException | None = None) -> NoReturn:
+        error = FrameError(message)
+        error.__cause__ = cause
+        self._error = error
+        raise error
+
+    def _raise_broken(self, error: FrameError) -> NoReturn:
+        # Re-raise without piling every earlier raise onto the traceback.
+        raise error.with_traceback(None)
+
+    def receive_data(self, data: BytesLike) -> None:
+        """Add bytes received from the peer.
+
+        Args:
+            data: the next bytes of the body, in any chunking.
+
+        Raises:
+            FrameError: the decoder is broken, data follows a terminal frame, or the buffer
+                would exceed ``max_buffer_size`` bytes.
+        """
+        if self._error is not None:
+            self._raise_broken(self._error)
+        if not data:
+            return
+        if self._terminated:
+            self._fail("data after the terminal frame")
+        buf = self._buf
+        if self._pos:
+            # CPython removes a bytearray prefix by moving its start pointer, so this is cheap.
+            del buf[: self._pos]
+            self._pos = 0
+        if len(buf) + len(data) > self._max_buffer_size:
+            self._fail(
+                f"{len(buf) + len(data)} undecoded bytes buffered, over the limit of "
+                f"{self._max_buffer_size}"
+            )
+        buf += data
+
+    def next_event(self) -> Message | Terminal | None:
+        """Decode the next whole frame.
+
+        Returns:
+            The frame's event, or ``None`` until more bytes arrive.
+
+        Raises:
+            FrameError: the frame is malformed (empty, too long, compression code 11, bad
+                compressed payload, bad terminal), follows a terminal frame, or the decoder
+                is broken.
+        """
+        if self._error is not None:
+            self._raise_broken(self._error)
+        buf = self._buf
+        pos = self._pos
+        available = len(buf) - pos
+        if available < 4:
+            if available == 3:
+                # Judge the length as soon as it is known, not when the frame completes.
+                self._check_length(int.from_bytes(buf[pos:], "big"))
+            return None
+        if self._terminated:
+            self._fail("data after the terminal frame")
+        word: int = _HEAD.unpack_from(buf, pos)[0]
+        length = word >> 8
+        self._check_length(length)
+        end = pos + 3 + length
+        if end > len(buf):
+            return None
+        if length <= _SMALL_FRAME:
+            payload = bytes(buf[pos + 4 : end])
+        else:
+            # One copy instead of two (bytearray slice, then bytes); the view is released at
+            # once because a live export would forbid resizing the buffer.
+            with memoryview(buf) as view:
+                payload = view[pos + 4 : end].tobytes()
+        self._pos = end
+        flag = word & 0xFF
+        if flag & _TERMINAL:
+            return self._terminal(payload)
+        cc = (flag >> _CC_SHIFT) & 3
+        if cc:
+            if cc == _CC_INVALID:
+                self._fail("frame uses the invalid compression code 0b11")
+            try:
+                payload = decompress(payload, Compression(cc), max_size=MAX_MESSAGE_SIZE)
+            except DecompressionError as exc:
+                self._fail(f"bad {Compression(cc).name.lower()} frame payload: {exc}", exc)
+        return Message(payload=payload, reconnect_advised=bool(flag & _RECONNECT))
+
+    def _check_length(self, length: int) -> None:
+        if length == 0:
+            self._fail("empty frame (length 0)")
+        if length > self._max_frame_size:
+            self._fail(f"frame length {length} exceeds the limit of {self._max_frame_size}")
+
+    def _terminal(self, payload: bytes) -> Terminal:
+        # §6.1: bit 7 alone makes a frame terminal; the other flag bits are not examined.
+        self._terminated = True
+        if len(payload) < 2:
+            self._fail(f"terminal frame has {len(payload)} payload bytes, needs a 2-byte status")
+        try:
+            body = payload[2:].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            self._fail(f"terminal frame body is not UTF-8: {exc}", exc)
+        return Terminal(status=int.from_bytes(payload[:2], "big"), body=body)
+
+    def __iter__(self) -> Iterator[Message | Terminal]:
+        """Yield every whole frame buffered so far (see :meth:`next_event`)."""
+        while (event := self.next_event()) is not None:
+            yield event
+
+    def end_of_stream(self) -> None:
+        """Check that the body ended on a frame boundary; call after draining the events.
+
+        Raises:
+            FrameError: bytes of an incomplete frame remain ("truncated frame"), or the decoder
+                is broken.
+        """
+        if self._error is not None:
+            self._raise_broken(self._error)
+        leftover = len(self._buf) - self._pos
+        if leftover:
+            self._fail(f"truncated frame: the body ended {leftover} bytes into a frame")
