@@ -7,6 +7,8 @@ subdomain.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import logging
 from typing import TYPE_CHECKING
@@ -32,6 +34,21 @@ class App:
     def __init__(self, backend: Backend, *, cors: bool = True) -> None:
         self.backend = backend
         self.cors = cors
+        self.active = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def drain(self, grace: float) -> None:
+        """Refuse new requests and wait (at most ``grace`` seconds) for those in progress.
+
+        Sessions see ``backend.draining`` and end themselves with ``server_draining`` once
+        every accepted input is acked. This runs before the HTTP front sends GOAWAY, because
+        h2-based clients fail their open streams as soon as a GOAWAY arrives.
+        """
+        self.backend.draining.set()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace):
+                await self._idle.wait()
 
     def _cors_headers(self, request: Request) -> list[tuple[str, str]]:
         origin = request.header("origin")
@@ -46,13 +63,21 @@ class App:
 
     async def __call__(self, request: Request, responder: Responder) -> None:
         reply = Reply(request, responder, self._cors_headers(request))
+        self.active += 1
+        self._idle.clear()
         try:
+            if self.backend.draining.is_set() and request.path.startswith("/v1/"):
+                raise err(ErrorCode.SERVER_DRAINING, "server is shutting down")
             await self._route(reply)
         except ServerError as exc:
             if responder.started:
                 log.debug("error after response started: %s", exc)
                 return
             await reply.error(exc)
+        finally:
+            self.active -= 1
+            if not self.active:
+                self._idle.set()
 
     async def _route(self, reply: Reply) -> None:
         request = reply.request

@@ -102,8 +102,12 @@ class Lite:
         if self._closed:
             return
         self._closed = True
+        grace = self.config.shutdown_grace
         try:
-            await self.http.shutdown(self.config.shutdown_grace, on_drain=self.backend.draining.set)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            await self.app.drain(grace)
+            await self.http.shutdown(max(0.0, grace - (loop.time() - started)))
         finally:
             if self._jobs is not None:
                 self._jobs.cancel()

@@ -1,0 +1,150 @@
+"""What the HTTP/1.1 and HTTP/2 connections share: transport flow control and task ownership.
+
+A connection is an ``asyncio.Protocol``. It owns every handler task it spawns: the tasks are
+kept in a set, cancelled when the transport is lost, and awaited by ``wait_closed``, which the
+listener awaits from the task that owns the connection. Writes go straight to the transport;
+when the transport's buffer passes its high-water mark, ``pause_writing`` makes senders wait
+in ``drain`` until ``resume_writing`` (or the loss of the connection) wakes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from s2kit.server._front._exchange import ClientDisconnected, serve_exchange
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from s2kit.server._front._exchange import Handler, Request, Responder
+
+__all__ = ["BaseConnection"]
+
+logger = logging.getLogger("s2kit.server")
+
+
+class BaseConnection(asyncio.Protocol):
+    """An HTTP server connection: owns its handler tasks and its transport's write side."""
+
+    def __init__(self, handler: Handler, *, tls: bool) -> None:
+        self._handler = handler
+        self._tls = tls
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = asyncio.Event()
+        self._lost = False
+        self._closing = False
+        self._write_paused = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+
+    # -- asyncio.Protocol ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._lost:
+            return
+        self._lost = True
+        self._closing = True
+        if exc is not None:
+            logger.debug("connection lost: %r", exc)
+        self._on_lost()
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._drain_waiters.clear()
+        # The handlers may be parked on events that have nothing to do with this connection
+        # (a long poll, say), so losing the peer must cancel them, not merely fail their I/O.
+        for task in self._tasks:
+            task.cancel()
+        self._closed.set()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._drain_waiters.clear()
+
+    # -- for the listener ------------------------------------------------------------------
+
+    @property
+    def active_requests(self) -> int:
+        """Handler tasks still running on this connection."""
+        return len(self._tasks)
+
+    def begin_shutdown(self) -> None:
+        """Stop taking new requests and close once the in-flight ones are done."""
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """Drop the connection now; every handler task gets cancelled."""
+        self._closing = True
+        if self._transport is not None and not self._lost:
+            self._transport.abort()
+
+    async def wait_closed(self) -> None:
+        """Wait until the transport is gone and every handler task has finished."""
+        await self._closed.wait()
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+    # -- for subclasses --------------------------------------------------------------------
+
+    def _on_lost(self) -> None:
+        """Fail every exchange in flight (called once, before the tasks are cancelled)."""
+
+    def _spawn(
+        self, request: Request, responder: Responder, done: Callable[[], None]
+    ) -> asyncio.Task[None]:
+        task = self._loop.create_task(
+            self._run(request, responder, done), name=f"s2kit-http {request.method} {request.path}"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        if self._lost:
+            task.cancel()  # the peer is already gone; still owned, so wait_closed awaits it
+        return task
+
+    async def _run(self, request: Request, responder: Responder, done: Callable[[], None]) -> None:
+        try:
+            await serve_exchange(self._handler, request, responder)
+        finally:
+            # The bookkeeping must run even when the task was cancelled, and must not let an
+            # error escape: nobody retrieves these tasks' results.
+            try:
+                done()
+            except Exception:
+                logger.exception("error finishing %s %s", request.method, request.path)
+
+    def _write(self, data: bytes) -> None:
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+
+    def _close(self) -> None:
+        """Close after the buffered writes; the handlers are cancelled on connection_lost."""
+        self._closing = True
+        if self._transport is not None:
+            self._transport.close()
+
+    async def _drain(self) -> None:
+        """Wait while the transport's buffer is above its high-water mark.
+
+        Raises:
+            ClientDisconnected: the connection is gone.
+        """
+        while self._write_paused and not self._lost:
+            waiter = self._loop.create_future()
+            self._drain_waiters.append(waiter)
+            await waiter
+        if self._lost:
+            raise ClientDisconnected("the connection was lost")

@@ -1,0 +1,371 @@
+"""The HTTP/2 server connection (h2c with prior knowledge, or TLS with ALPN ``h2``).
+
+Theory of operation
+-------------------
+``h2`` is the sans-IO state machine; this protocol is its driver. Bytes from the transport go
+into ``receive_data``; the events it returns are applied in order, and whatever ``h2`` queued
+(SETTINGS ACKs, PING ACKs, WINDOW_UPDATEs, responses) is written once per received chunk.
+Writes made by handler tasks are coalesced the same way: they schedule one flush on the next
+loop iteration (or flush at once past ``_FLUSH_BYTES``, so transport backpressure is felt).
+
+Flow control (RFC 9113 §5.2) runs both ways:
+
+* inbound, each DATA frame's credit is given back only when the application reads the chunk
+  (padding is credited at once), so a handler that does not read stops its client after one
+  stream window (1 MiB) and never makes us buffer more;
+* outbound, ``_send_body`` splits data to the peer's window and frame size and waits on a
+  per-stream future that WINDOW_UPDATE and SETTINGS wake.
+
+Graceful shutdown writes GOAWAY itself instead of calling ``close_connection``: ``h2`` moves
+to its CLOSED state on *any* GOAWAY and would refuse the DATA of the streams we promised to
+finish (python-hyper/h2#1181). Streams the client opens above the promised id are refused
+with REFUSED_STREAM, and the transport is closed when the last handler is done.
+A GOAWAY *from* the client closes the connection for the same reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.settings
+from hyperframe.frame import GoAwayFrame
+
+from s2kit.server._front._conn import BaseConnection
+from s2kit.server._front._exchange import ClientDisconnected, Request, Responder
+
+if TYPE_CHECKING:
+    from s2kit.server._front._exchange import Handler
+
+__all__ = ["H2Connection"]
+
+logger = logging.getLogger("s2kit.server")
+
+STREAM_WINDOW = 1 << 20
+CONNECTION_WINDOW = 16 << 20
+MAX_FRAME_SIZE = 1 << 20
+MAX_CONCURRENT_STREAMS = 1000
+MAX_HEADER_LIST_SIZE = 64 << 10
+_DEFAULT_WINDOW = 65_535
+_FLUSH_BYTES = 256 << 10
+
+# RFC 9113 §8.2.2: connection-specific fields are malformed in HTTP/2; drop them rather than
+# have h2 reject the whole response because an application written for HTTP/1.1 set one.
+_CONNECTION_SPECIFIC = frozenset(
+    {"connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade"}
+)
+
+
+def _b(value: bytes | str) -> bytes:
+    # header_encoding=None makes h2 hand us bytes; the str branch only satisfies its types.
+    return value if isinstance(value, bytes) else value.encode("latin-1")
+
+
+class _H2Exchange:
+    """One stream: the body source and response sink behind a Request/Responder pair."""
+
+    __slots__ = (
+        "conn",
+        "continue_sent",
+        "head_only",
+        "request",
+        "responder",
+        "stream_id",
+        "task",
+        "window_waiter",
+    )
+
+    def __init__(self, conn: H2Connection, stream_id: int, headers: list[tuple[bytes, bytes]]):
+        self.conn = conn
+        self.stream_id = stream_id
+        self.window_waiter: asyncio.Future[None] | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.continue_sent = False
+        pseudo: dict[bytes, bytes] = {}
+        regular: list[tuple[str, str]] = []
+        for name, value in headers:
+            if name.startswith(b":"):
+                pseudo[name] = value
+            else:
+                regular.append((name.decode("latin-1"), value.decode("latin-1")))
+        path, _, query = pseudo.get(b":path", b"").decode("latin-1").partition("?")
+        authority = pseudo.get(b":authority")
+        self.request = Request(
+            method=pseudo.get(b":method", b"").decode("latin-1"),
+            path=path,
+            query=query,
+            authority=authority.decode("latin-1") if authority is not None else None,
+            headers=regular,
+            http_version="2",
+            scheme="https" if conn._tls else "http",
+            source=self,
+        )
+        self.responder = Responder(self)
+        self.head_only = self.request.method == "HEAD"
+
+    def consumed(self, size: int) -> None:
+        self.conn._credit(self.stream_id, size)
+
+    def wanted(self) -> None:
+        # RFC 9110 §10.1.1: answer 100-continue only once the body is actually wanted.
+        if not self.continue_sent and not self.responder.started:
+            self.continue_sent = True
+            if self.request.header("expect") == "100-continue":
+                self.conn._send_continue(self.stream_id)
+
+    def head(self, status: int, headers: list[tuple[str, str]], *, end: bool) -> None:
+        self.conn._send_head(self, status, headers, end=end)
+
+    async def body(self, data: bytes, *, end: bool) -> None:
+        await self.conn._send_body(self, data, end=end)
+
+    def abort(self) -> None:
+        # From here on the stream is as gone for us as for a client that reset it.
+        self.responder._disconnect()
+        self.conn._reset(self.stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
+
+    def disconnect(self) -> None:
+        self.request._fail()
+        self.responder._disconnect()
+        self.wake()
+
+    def wake(self) -> None:
+        if self.window_waiter is not None and not self.window_waiter.done():
+            self.window_waiter.set_result(None)
+
+
+class H2Connection(BaseConnection):
+    """An HTTP/2 server connection driving an ``h2.connection.H2Connection``."""
+
+    def __init__(self, handler: Handler, *, tls: bool) -> None:
+        super().__init__(handler, tls=tls)
+        config = h2.config.H2Configuration(client_side=False, header_encoding=None)
+        self._h2 = h2.connection.H2Connection(config=config)
+        self._streams: dict[int, _H2Exchange] = {}
+        self._flush_scheduled = False
+        self._unflushed = 0
+        self._goaway_last_id: int | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._h2.initiate_connection()
+        # Raised through a second SETTINGS rather than a pre-built Settings object so that h2
+        # applies the new frame size and windows to itself when the client ACKs them.
+        self._h2.update_settings(
+            {
+                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
+                h2.settings.SettingCodes.MAX_FRAME_SIZE: MAX_FRAME_SIZE,
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: MAX_CONCURRENT_STREAMS,
+                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST_SIZE,
+            }
+        )
+        self._h2.increment_flow_control_window(CONNECTION_WINDOW - _DEFAULT_WINDOW)
+        self._flush()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            events = self._h2.receive_data(data)
+        except h2.exceptions.ProtocolError as exc:
+            # h2 has already queued GOAWAY with the right error code.
+            logger.debug("HTTP/2 protocol error from client: %s", exc)
+            self._flush()
+            self._close()
+            return
+        except Exception:
+            logger.exception("unexpected error decoding HTTP/2 input; dropping the connection")
+            self.abort()
+            return
+        for event in events:
+            if isinstance(event, h2.events.DataReceived):
+                self._on_data(event)
+            elif isinstance(event, h2.events.RequestReceived):
+                self._on_request(event)
+            elif isinstance(event, h2.events.StreamEnded):
+                if (exchange := self._streams.get(event.stream_id)) is not None:
+                    exchange.request._finish()
+            elif isinstance(event, h2.events.WindowUpdated):
+                self._on_window_updated(event.stream_id)
+            elif isinstance(event, h2.events.StreamReset):
+                self._on_reset(event.stream_id)
+            elif isinstance(event, h2.events.RemoteSettingsChanged):
+                self._on_window_updated(0)
+            elif isinstance(event, h2.events.ConnectionTerminated):
+                logger.debug("client sent GOAWAY (%s)", event.error_code)
+                self._close()
+        self._flush()
+
+    def begin_shutdown(self) -> None:
+        if self._goaway_last_id is not None or self._lost:
+            return
+        self._goaway_last_id = self._h2.highest_inbound_stream_id
+        self._flush()
+        goaway = GoAwayFrame(0, last_stream_id=self._goaway_last_id, error_code=0)
+        self._write(goaway.serialize())
+        if not self._streams:
+            self._close()
+
+    def _on_lost(self) -> None:
+        for exchange in self._streams.values():
+            exchange.disconnect()
+
+    # -- inbound ---------------------------------------------------------------------------
+
+    def _on_request(self, event: h2.events.RequestReceived) -> None:
+        stream_id = event.stream_id
+        if self._goaway_last_id is not None and stream_id > self._goaway_last_id:
+            self._reset(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            return
+        exchange = _H2Exchange(self, stream_id, [(_b(n), _b(v)) for n, v in event.headers])
+        self._streams[stream_id] = exchange
+        exchange.task = self._spawn(
+            exchange.request, exchange.responder, lambda: self._finished(exchange)
+        )
+
+    def _on_data(self, event: h2.events.DataReceived) -> None:
+        data = event.data or b""
+        credit = event.flow_controlled_length or 0
+        exchange = self._streams.get(event.stream_id)
+        if exchange is None:
+            # Nobody will read it (the handler is gone): hand the credit straight back.
+            self._credit(event.stream_id, credit)
+            return
+        if credit > len(data):
+            self._credit(event.stream_id, credit - len(data))  # padding (§6.1)
+        if data:
+            exchange.request._feed(data)
+
+    def _on_reset(self, stream_id: int) -> None:
+        exchange = self._streams.get(stream_id)
+        if exchange is None:
+            return
+        exchange.disconnect()
+        self._credit(stream_id, exchange.request._discard())
+        if exchange.task is not None:
+            exchange.task.cancel()
+
+    def _on_window_updated(self, stream_id: int) -> None:
+        if stream_id == 0:
+            for exchange in self._streams.values():
+                exchange.wake()
+        elif (one := self._streams.get(stream_id)) is not None:
+            one.wake()
+
+    # -- outbound --------------------------------------------------------------------------
+
+    def _send_head(
+        self, exchange: _H2Exchange, status: int, headers: list[tuple[str, str]], *, end: bool
+    ) -> None:
+        self._check(exchange)
+        block = [(b":status", str(status).encode("ascii"))]
+        for name, value in headers:
+            name = name.lower()
+            if name not in _CONNECTION_SPECIFIC:
+                block.append((name.encode("latin-1"), value.encode("latin-1")))
+        try:
+            self._h2.send_headers(exchange.stream_id, block, end_stream=end)
+        except h2.exceptions.StreamClosedError as exc:
+            raise ClientDisconnected("the stream is closed") from exc
+        except (h2.exceptions.ProtocolError, UnicodeEncodeError) as exc:
+            # serve_exchange aborts the stream when this reaches it.
+            raise ValueError(f"cannot send response head: {exc}") from exc
+        self._schedule_flush()
+
+    async def _send_body(self, exchange: _H2Exchange, data: bytes, *, end: bool) -> None:
+        stream_id = exchange.stream_id
+        # RFC 9110 §9.3.2: a response to HEAD has no content, whatever the handler sends.
+        view = memoryview(b"" if exchange.head_only else data)
+        offset = 0
+        while True:
+            self._check(exchange)
+            if self._write_paused:
+                await self._drain()
+                continue
+            remaining = len(view) - offset
+            try:
+                window = self._h2.local_flow_control_window(stream_id) if remaining else 0
+                size = min(remaining, window, self._h2.max_outbound_frame_size)
+                if size <= 0 and remaining:
+                    exchange.window_waiter = self._loop.create_future()
+                    try:
+                        await exchange.window_waiter
+                    finally:
+                        exchange.window_waiter = None
+                    continue
+                last = end and size == remaining
+                if size or last:
+                    self._h2.send_data(stream_id, view[offset : offset + size], end_stream=last)
+            except h2.exceptions.ProtocolError as exc:
+                # Reset by the peer, or the whole connection is being torn down.
+                raise ClientDisconnected("the stream is closed") from exc
+            offset += size
+            self._unflushed += size
+            if self._unflushed >= _FLUSH_BYTES:
+                self._flush()
+            else:
+                self._schedule_flush()
+            if offset == len(view):
+                return
+
+    def _send_continue(self, stream_id: int) -> None:
+        try:
+            self._h2.send_headers(stream_id, [(b":status", b"100")])
+        except h2.exceptions.ProtocolError:
+            return
+        self._schedule_flush()
+
+    def _check(self, exchange: _H2Exchange) -> None:
+        if exchange.responder.disconnected or self._closing:
+            raise ClientDisconnected("the client went away")
+
+    def _credit(self, stream_id: int, size: int) -> None:
+        if size <= 0 or self._lost:
+            return
+        try:
+            self._h2.acknowledge_received_data(size, stream_id)
+        except h2.exceptions.ProtocolError:
+            return
+        self._schedule_flush()
+
+    def _reset(self, stream_id: int, code: h2.errors.ErrorCodes) -> None:
+        try:
+            self._h2.reset_stream(stream_id, code)
+        except h2.exceptions.ProtocolError:
+            return  # already closed both ways: nothing left to stop
+        self._schedule_flush()
+
+    def _finished(self, exchange: _H2Exchange) -> None:
+        """Run when the stream's handler task is done, however it ended."""
+        stream_id = exchange.stream_id
+        self._streams.pop(stream_id, None)
+        exchange.wake()
+        if self._lost:
+            return
+        if not exchange.responder.disconnected:
+            if not exchange.responder.ended:
+                self._reset(stream_id, h2.errors.ErrorCodes.CANCEL)
+            elif not exchange.request.body_complete:
+                # RFC 9113 §8.1: the response is complete, so ask the client to stop sending.
+                self._reset(stream_id, h2.errors.ErrorCodes.NO_ERROR)
+        # After any reset, so only the connection window gets the unread bytes back.
+        self._credit(stream_id, exchange.request._discard())
+        if self._goaway_last_id is not None and not self._streams:
+            self._flush()
+            self._close()
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        self._unflushed = 0
+        data = self._h2.data_to_send()
+        if data:
+            self._write(data)
