@@ -17,7 +17,15 @@ from s2kit.errors import ErrorCode, ServerError
 from s2kit.server import _h_records as records
 from s2kit.server import _h_resources as resources
 from s2kit.server._catalog import basin_name_problem
-from s2kit.server._http import Reply, err, path_segment
+from s2kit.server._http import (
+    Query,
+    Reply,
+    err,
+    json_body,
+    path_segment,
+    read_body,
+    require_json_content_type,
+)
 
 if TYPE_CHECKING:
     from s2kit.server._backend import Backend
@@ -86,9 +94,13 @@ class App:
             await self._preflight(reply)
             return
         if path in ("/health", "/ping"):
+            if method not in ("GET", "HEAD"):  # GET routes answer HEAD too (§3.4)
+                await reply.empty(405)
+                return
             await reply.send(200, b"OK", [("content-type", "text/plain")])
             return
         if path.startswith(_NOT_IMPLEMENTED):
+            await _check_stub_request(request)
             raise err(ErrorCode.NOT_IMPLEMENTED, "Not implemented")
         parts = path.split("/")
         # ["", "v1", resource, name?, sub?, sub2?]
@@ -184,6 +196,26 @@ class App:
             ("access-control-max-age", "86400"),
         ]
         await reply.responder.respond(200, headers + reply.extra, b"")
+
+
+async def _check_stub_request(request: Request) -> None:
+    """Lite parses a stubbed request before its 501 (§3.1): malformed ones still get 400s."""
+    parts = request.path.split("/")[2:]
+    query = Query(request.query)
+    if parts[0] == "metrics":
+        if not query.has("set"):
+            raise err(ErrorCode.BAD_QUERY, "missing query parameter `set`")
+        query.u64("start", bits=32)
+        query.u64("end", bits=32)
+        if len(parts) > 1:
+            resources.checked_basin(path_segment(parts[1]))
+        if len(parts) > 2:
+            resources.checked_stream(path_segment(parts[2]))
+    elif parts[0] == "access-tokens":
+        query.u64("limit")
+    if request.method in ("POST", "PUT"):
+        require_json_content_type(request)
+        json_body(await read_body(request))
 
 
 def _basin_from_host(authority: str | None) -> str | None:

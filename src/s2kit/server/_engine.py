@@ -130,6 +130,8 @@ class StreamOwner:
     unflushed: list[_Pending] = field(default_factory=list)
     inflight: list[_Pending] = field(default_factory=list)
     followers: set[Follower] = field(default_factory=set)
+    readers: int = 0
+    """Read sessions holding this owner; they keep it from going dormant (§15.4)."""
     last_active: float = field(default_factory=time.monotonic)
     closed: S2Error | None = None
 
@@ -144,8 +146,8 @@ class StreamOwner:
 
     @property
     def busy(self) -> bool:
-        """Whether appends are pending or readers follow."""
-        return bool(self.unflushed or self.inflight or self.followers)
+        """Whether appends are pending or reads are in progress."""
+        return bool(self.unflushed or self.inflight or self.followers or self.readers)
 
     def _after_pending(self, error: S2Error) -> asyncio.Future[AppendAck]:
         # Report a failure only once everything before it is durable (§15.4).

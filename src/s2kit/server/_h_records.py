@@ -251,12 +251,18 @@ async def read(backend: Backend, reply: Reply, basin: str, stream: str) -> None:
     batches = read_session(
         params, owner, backend.storage, cipher, backend.read_settings, start=start
     )
-    if s2s:
-        await _serve_s2s(reply, batches)
-    elif sse:
-        await _serve_sse(reply, batches, fmt, resume)
-    else:
-        await _serve_unary(reply, batches, fmt, meta)
+    # The read pins its owner: were the owner dropped as dormant, appends would go to a new
+    # one this read never hears from (§15.4: sessions survive dormancy).
+    owner.readers += 1
+    try:
+        if s2s:
+            await _serve_s2s(reply, batches)
+        elif sse:
+            await _serve_sse(reply, batches, fmt, resume)
+        else:
+            await _serve_unary(reply, batches, fmt, meta)
+    finally:
+        owner.readers -= 1
 
 
 def _resumed(params: ReadParams, resume: tuple[int, int, int]) -> ReadParams:

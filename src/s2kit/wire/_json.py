@@ -113,9 +113,14 @@ def _decode_bytes(value: Any, what: str, fmt: Format) -> bytes:
     if fmt == "raw":
         return text.encode()
     try:
-        return base64.b64decode(text, validate=True)
+        data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise JsonInvalid("invalid Base64 encoding") from None
+    # Strict means canonical (§5.2): Python tolerates excess padding ("YWJj=") and non-zero
+    # trailing bits ("YR=="), which the reference decoder rejects.
+    if base64.b64encode(data) != text.encode("ascii"):
+        raise JsonInvalid("invalid Base64 encoding")
+    return data
 
 
 def _encode_bytes(data: bytes, fmt: Format) -> str:
