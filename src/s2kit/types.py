@@ -13,6 +13,9 @@ from datetime import datetime
 from typing import Final, Generic, Literal, TypeAlias, TypeVar
 
 __all__ = [
+    "AccessTokenInfo",
+    "AccessTokenScope",
+    "AccumulationMetric",
     "AppendAck",
     "AppendInput",
     "BasinConfig",
@@ -21,14 +24,25 @@ __all__ = [
     "BasinState",
     "CommandRecord",
     "EncryptionAlgorithm",
+    "ExactMatch",
+    "GaugeMetric",
     "Header",
+    "LabelMetric",
+    "Metric",
+    "MetricUnit",
+    "Operation",
     "Page",
+    "PermittedOperationGroups",
+    "PrefixMatch",
     "ProvisionResult",
     "ReadBatch",
     "ReadLimit",
     "ReadStart",
+    "ReadWritePermissions",
     "Record",
+    "ResourceSet",
     "Retention",
+    "ScalarMetric",
     "SeqNum",
     "SequencedRecord",
     "StorageClass",
@@ -37,6 +51,7 @@ __all__ = [
     "StreamPosition",
     "StreamReconfiguration",
     "TailOffset",
+    "TimeseriesInterval",
     "Timestamp",
     "Timestamping",
     "TimestampingMode",
@@ -403,3 +418,158 @@ class Page(Generic[T]):
     """The items."""
     has_more: bool = False
     """Whether more items follow the last one."""
+
+
+# --- access tokens ----------------------------------------------------------------------------
+
+
+class Operation(enum.StrEnum):
+    """API operations an access token may be allowed (s2-api.md §11)."""
+
+    LIST_BASINS = "list-basins"
+    CREATE_BASIN = "create-basin"
+    DELETE_BASIN = "delete-basin"
+    RECONFIGURE_BASIN = "reconfigure-basin"
+    GET_BASIN_CONFIG = "get-basin-config"
+    ISSUE_ACCESS_TOKEN = "issue-access-token"
+    REVOKE_ACCESS_TOKEN = "revoke-access-token"
+    LIST_ACCESS_TOKENS = "list-access-tokens"
+    LIST_STREAMS = "list-streams"
+    CREATE_STREAM = "create-stream"
+    DELETE_STREAM = "delete-stream"
+    GET_STREAM_CONFIG = "get-stream-config"
+    RECONFIGURE_STREAM = "reconfigure-stream"
+    CHECK_TAIL = "check-tail"
+    APPEND = "append"
+    READ = "read"
+    TRIM = "trim"
+    FENCE = "fence"
+    ACCOUNT_METRICS = "account-metrics"
+    BASIN_METRICS = "basin-metrics"
+    STREAM_METRICS = "stream-metrics"
+
+
+@dataclass(frozen=True, slots=True)
+class ExactMatch:
+    """A resource set of exactly one name (``""`` matches nothing)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class PrefixMatch:
+    """A resource set of every name with this prefix (``""`` matches all)."""
+
+    prefix: str
+
+
+ResourceSet: TypeAlias = ExactMatch | PrefixMatch
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReadWritePermissions:
+    """Read and write permission for an operation group."""
+
+    read: bool = False
+    """Read operations allowed."""
+    write: bool = False
+    """Write operations allowed."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PermittedOperationGroups:
+    """Operation groups a token may use."""
+
+    account: ReadWritePermissions | None = None
+    """Account-level operations."""
+    basin: ReadWritePermissions | None = None
+    """Basin-level operations."""
+    stream: ReadWritePermissions | None = None
+    """Stream-level operations."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccessTokenScope:
+    """What an access token may touch and do."""
+
+    basins: ResourceSet | None = None
+    """Basins in scope."""
+    streams: ResourceSet | None = None
+    """Streams in scope."""
+    access_tokens: ResourceSet | None = None
+    """Access tokens in scope."""
+    op_groups: PermittedOperationGroups | None = None
+    """Permitted operation groups."""
+    ops: tuple[Operation, ...] | None = None
+    """Explicitly permitted operations."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccessTokenInfo:
+    """An access token as listed."""
+
+    id: str
+    """Token id."""
+    scope: AccessTokenScope
+    """Its scope."""
+    expires_at: datetime | None = None
+    """Expiry (None: never)."""
+    auto_prefix_streams: bool = False
+    """Stream names are implicitly prefixed by the scope's stream prefix."""
+
+
+# --- metrics ----------------------------------------------------------------------------------
+
+
+class MetricUnit(enum.StrEnum):
+    """Unit of a metric."""
+
+    BYTES = "bytes"
+    OPERATIONS = "operations"
+
+
+class TimeseriesInterval(enum.StrEnum):
+    """Bucket size of accumulated metrics."""
+
+    MINUTE = "minute"
+    HOUR = "hour"
+    DAY = "day"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScalarMetric:
+    """A single value."""
+
+    name: str
+    unit: MetricUnit
+    value: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccumulationMetric:
+    """Values accumulated over ``[t, t + interval)`` buckets."""
+
+    name: str
+    unit: MetricUnit
+    interval: TimeseriesInterval | None
+    values: tuple[tuple[int, float], ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GaugeMetric:
+    """Instantaneous values at times ``t``."""
+
+    name: str
+    unit: MetricUnit
+    values: tuple[tuple[int, float], ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LabelMetric:
+    """A set of labels."""
+
+    name: str
+    values: tuple[str, ...]
+
+
+Metric: TypeAlias = ScalarMetric | AccumulationMetric | GaugeMetric | LabelMetric

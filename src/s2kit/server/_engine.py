@@ -149,8 +149,16 @@ class StreamOwner:
         """Whether appends are pending or reads are in progress."""
         return bool(self.unflushed or self.inflight or self.followers or self.readers)
 
-    def _after_pending(self, error: S2Error) -> asyncio.Future[AppendAck]:
-        # Report a failure only once everything before it is durable (§15.4).
+    def condition_failure(self, inp: AppendInput) -> S2Error | None:
+        """The 412 ``inp`` fails with against the pending state (§8.4), if any."""
+        if inp.fencing_token is not None and inp.fencing_token != self.pending_token:
+            return FencingTokenMismatch(self.pending_token)
+        if inp.match_seq_num is not None and inp.match_seq_num != self.next_seq:
+            return SeqNumMismatch(self.next_seq)
+        return None
+
+    def reject(self, error: S2Error) -> asyncio.Future[AppendAck]:
+        """A future failing with ``error`` once everything before it is durable (§15.4)."""
         fut: asyncio.Future[AppendAck] = asyncio.get_running_loop().create_future()
         pending = self.unflushed or self.inflight
         if not pending:
@@ -175,10 +183,8 @@ class StreamOwner:
         if self.closed is not None:
             raise self.closed
         self.last_active = time.monotonic()
-        if inp.fencing_token is not None and inp.fencing_token != self.pending_token:
-            return self._after_pending(FencingTokenMismatch(self.pending_token))
-        if inp.match_seq_num is not None and inp.match_seq_num != self.next_seq:
-            return self._after_pending(SeqNumMismatch(self.next_seq))
+        if (failure := self.condition_failure(inp)) is not None:
+            return self.reject(failure)
         cfg = self.meta.config
         ts_cfg = cfg.timestamping
         mode = ts_cfg.mode if ts_cfg is not None else None

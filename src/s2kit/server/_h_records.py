@@ -138,8 +138,13 @@ async def _append_session(backend: Backend, reply: Reply, basin: str, stream: st
                     except _proto.ProtoDecodeError as exc:
                         raise FrameError(str(exc)) from None
                     sizes = _validate(inp)
-                    current = backend.stream_for_append(basin, stream)
-                    acks.put_nowait(backend.owner(current).append(inp, sizes, cipher))
+                    owner = backend.owner(backend.stream_for_append(basin, stream))
+                    if (failure := owner.condition_failure(inp)) is not None:
+                        # The 412 is reported later (once what precedes it is durable), but it
+                        # poisons the session now: nothing after it may be admitted (S1).
+                        acks.put_nowait(owner.reject(failure))
+                        return
+                    acks.put_nowait(owner.append(inp, sizes, cipher))
             acks.put_nowait(err(ErrorCode.SERVER_DRAINING, "server is shutting down"))
         except FrameError as exc:
             acks.put_nowait(err(ErrorCode.BAD_FRAME, str(exc)))
@@ -187,6 +192,9 @@ async def _next_chunk(request: object, draining: asyncio.Event) -> bytes | None:
             read.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await read
+        elif not read.cancelled():
+            # A reset fails the read and cancels us at once: retrieve its error either way.
+            read.exception()
     if read.cancelled() or not read.done():
         return None
     chunk: bytes | None = read.result()

@@ -1,0 +1,421 @@
+"""Append sessions: pipelined appends over one S2S stream, with retries that never duplicate
+under the no-side-effects policy.
+
+Theory of operation
+-------------------
+Each submitted input becomes an :class:`_Entry` holding its encoded frame (so a re-send is
+byte-identical and keeps its ``match_seq_num``), its ticket, and one fact about the wire: the
+number of the attempt in which its bytes were last handed to the transport (``sent_in``). The
+fact is recorded *before* the bytes are given to h2 or the socket (closing the official SDK's
+gap G1), and it lives on the entry, not on the session: the official SDK's duplicate bug came
+from a session-wide "sent" flag cleared by acks of re-sent inputs while fresh ones were already
+on the wire (style habit 5).
+
+An attempt opens ``POST .../records`` with ``content-type: s2s/proto`` and runs three owned
+tasks: the writer sends queued entries in order (moving each to the in-flight queue first), the
+reader matches each ack to the oldest in-flight entry and checks it, and the timer fails the
+attempt when the oldest entry's ack deadline (set at hand-off) passes.
+
+When an attempt fails, its stream is reset first, which guarantees that no byte buffered for it
+can ever be sent (gap G2). Then :func:`append_may_retry` decides, with ``handed_off`` = "some
+unacknowledged entry was handed off in this attempt" (retry-safety.md §6.3). On a retry the
+unacknowledged entries go back to the front of the queue, in order. ``server_draining`` moves to
+a new connection without spending the budget; an ack restores the budget. When retries stop,
+every pending ticket, every waiting and later submit, and ``close`` fail with that one error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from s2kit.client._retry import Budget, append_may_retry, is_free_retry, server_error
+from s2kit.errors import (
+    ClosedError,
+    RemoteProtocolError,
+    RequestTimeout,
+    S2Error,
+    UsageError,
+)
+from s2kit.wire import _proto, _s2s
+from s2kit.wire._validate import InvalidBatch, validate_append_input
+
+if TYPE_CHECKING:
+    from s2kit.client._api import Api
+    from s2kit.client._config import AppendRetryPolicy
+    from s2kit.client._transport import H2Stream
+    from s2kit.types import AppendAck, AppendInput
+    from s2kit.wire._compress import Compression as WireCompression
+
+log = logging.getLogger("s2kit.client")
+
+WRITE_COALESCE = 256 * 1024
+
+
+class AppendTicket:
+    """Resolves to the :class:`~s2kit.types.AppendAck` of one submitted input."""
+
+    __slots__ = ("_future",)
+
+    def __init__(self, future: asyncio.Future[AppendAck]) -> None:
+        self._future = future
+
+    def __await__(self) -> Generator[Any, None, AppendAck]:
+        return self._future.__await__()
+
+    def done(self) -> bool:
+        """Whether the ack (or the failure) is in."""
+        return self._future.done()
+
+
+@dataclass(slots=True, eq=False)
+class _Entry:
+    frame: bytes
+    metered: int
+    records: int
+    future: asyncio.Future[AppendAck]
+    sent_in: int = 0
+    """Attempt in which the frame was last handed to the transport (0 = never)."""
+    deadline: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppendSessionStatistics:
+    """A snapshot of an append session."""
+
+    queued: int
+    inflight: int
+    unacked_bytes: int
+    attempts: int
+    acked_batches: int
+
+
+@dataclass(slots=True)
+class _State:
+    queue: deque[_Entry] = field(default_factory=deque)
+    inflight: deque[_Entry] = field(default_factory=deque)
+    unacked_bytes: int = 0
+    attempt: int = 0
+    acked: int = 0
+    prev_end: int | None = None
+
+
+class AppendSession:
+    """Pipelined appends to one stream; get one from :meth:`Stream.append_session`.
+
+    ``async with stream.append_session() as session:`` then ``ticket = await
+    session.submit(input)`` and ``ack = await ticket``. Leaving the block waits for every ack.
+    """
+
+    def __init__(
+        self,
+        api: Api,
+        basin: str,
+        path: str,
+        headers: list[tuple[str, str]],
+        *,
+        compression: WireCompression,
+        policy: AppendRetryPolicy,
+        ack_timeout: float,
+        max_unacked_bytes: int = 5 * 1024 * 1024,
+        max_unacked_batches: int | None = None,
+    ) -> None:
+        if max_unacked_bytes < 1024 * 1024:
+            raise UsageError("max_unacked_bytes must be at least 1 MiB")
+        self._api = api
+        self._basin = basin
+        self._path = path
+        self._headers = headers
+        self._compression = compression
+        self._policy = policy
+        self._ack_timeout = ack_timeout
+        self._max_bytes = max_unacked_bytes
+        self._max_batches = max_unacked_batches
+        self._s = _State()
+        self._budget = Budget(api.retry)
+        self._changed = asyncio.Event()  # new work, an ack, or closing
+        self._capacity = asyncio.Event()
+        self._capacity.set()
+        self._closing = False
+        self._error: S2Error | None = None
+        self._driver: asyncio.Task[None] | None = None
+
+    # --- public -------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> AppendSession:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            await self.close()
+        else:
+            await self.abort()
+
+    async def submit(self, inp: AppendInput) -> AppendTicket:
+        """Queue an input; waits while the unacknowledged bytes (or batches) are at their cap.
+
+        Raises:
+            UsageError: the batch is invalid (empty, > 1000 records, > 1 MiB metered).
+            S2Error: the session has failed (the error that ended it).
+            ClosedError: the session was closed.
+        """
+        try:
+            metered = validate_append_input(inp)
+        except InvalidBatch as exc:
+            raise UsageError(str(exc)) from None
+        while True:
+            self._check_open()
+            s = self._s
+            pending = len(s.queue) + len(s.inflight)
+            fits = s.unacked_bytes + metered <= self._max_bytes and (
+                self._max_batches is None or pending < self._max_batches
+            )
+            if fits or pending == 0:
+                break
+            self._capacity.clear()
+            await self._capacity.wait()
+        frame = _s2s.encode_message(_proto.encode_append_input(inp), self._compression)
+        future: asyncio.Future[AppendAck] = asyncio.get_running_loop().create_future()
+        self._s.queue.append(_Entry(frame, metered, len(inp.records), future))
+        self._s.unacked_bytes += metered
+        self._changed.set()
+        if self._driver is None:
+            self._driver = asyncio.create_task(self._run(), name="s2kit-append-session")
+        return AppendTicket(future)
+
+    async def close(self) -> None:
+        """Wait until every submitted input is acknowledged, then end the session.
+
+        Raises:
+            S2Error: the error that ended the session, if it failed.
+        """
+        self._closing = True
+        self._changed.set()
+        if self._driver is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self._driver)
+        if self._error is not None and not isinstance(self._error, ClosedError):
+            raise self._error
+        self._error = self._error or ClosedError("append session closed")
+
+    async def abort(self) -> None:
+        """Stop now; unacknowledged tickets fail with :class:`~s2kit.errors.ClosedError`."""
+        self._closing = True
+        if self._driver is not None:
+            self._driver.cancel()
+            with contextlib.suppress(asyncio.CancelledError, S2Error):
+                await self._driver
+        self._fail(ClosedError("append session aborted"))
+
+    def statistics(self) -> AppendSessionStatistics:
+        """Queued, in-flight and acknowledged counts."""
+        s = self._s
+        return AppendSessionStatistics(
+            queued=len(s.queue),
+            inflight=len(s.inflight),
+            unacked_bytes=s.unacked_bytes,
+            attempts=s.attempt,
+            acked_batches=s.acked,
+        )
+
+    # --- driver -------------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._closing:
+            raise ClosedError("append session is closing")
+
+    def _fail(self, error: S2Error) -> None:
+        if self._error is None:
+            self._error = error
+        s = self._s
+        for e in (*s.inflight, *s.queue):
+            if not e.future.done():
+                e.future.set_exception(self._error)
+                e.future.exception()  # retrieved: the ticket holder may never await it
+        s.inflight.clear()
+        s.queue.clear()
+        s.unacked_bytes = 0
+        self._capacity.set()
+
+    def _idle(self) -> bool:
+        return not self._s.queue and not self._s.inflight
+
+    async def _run(self) -> None:
+        s = self._s
+        try:
+            while True:
+                if self._idle():
+                    if self._closing:
+                        return
+                    self._changed.clear()
+                    await self._changed.wait()
+                    continue
+                s.attempt += 1
+                try:
+                    await self._attempt(s.attempt)
+                    return
+                except S2Error as exc:
+                    handed_off = any(e.sent_in == s.attempt for e in s.inflight)
+                    delay = self._retry_delay(exc, handed_off)
+                    if delay is None:
+                        self._fail(exc)
+                        return
+                    log.info("append session retrying in %.3f s after: %s", delay, exc)
+                    # Unacked entries go back to the front, in order, for a byte-identical re-send.
+                    s.queue.extendleft(reversed(s.inflight))
+                    s.inflight.clear()
+                    s.prev_end = None
+                    await asyncio.sleep(delay)
+        except BaseException as exc:
+            if not isinstance(exc, asyncio.CancelledError):
+                self._fail(
+                    exc if isinstance(exc, S2Error) else ClosedError(f"session crashed: {exc!r}")
+                )
+            raise
+
+    def _retry_delay(self, exc: S2Error, handed_off: bool) -> float | None:
+        if not append_may_retry(exc, self._policy, handed_off):
+            return None
+        if is_free_retry(exc):
+            return 0.0
+        return self._budget.take(exc)
+
+    async def _attempt(self, attempt: int) -> None:
+        stream: H2Stream | None = None
+        clean = False
+        try:
+            async with asyncio.timeout(self._api.timeout.request):
+                stream = await self._api.open(
+                    "POST", self._path, basin=self._basin, headers=self._headers, end_stream=False
+                )
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(self._write(stream, attempt))
+                    tg.create_task(self._timer())
+                    await self._read(stream)
+                    clean = True
+                    raise _Done
+            except* _Done:
+                pass
+            except* S2Error as group:
+                raise _first(group) from None
+        except TimeoutError as exc:
+            raise RequestTimeout("append session: no response within the request timeout") from exc
+        finally:
+            if stream is not None and not clean:
+                stream.reset()  # nothing buffered for this attempt may ever be sent
+
+    async def _write(self, stream: H2Stream, attempt: int) -> None:
+        s = self._s
+        loop = asyncio.get_running_loop()
+        while True:
+            if not s.queue:
+                if self._closing:
+                    await stream.end()
+                    return
+                self._changed.clear()
+                await self._changed.wait()
+                continue
+            frames = []
+            size = 0
+            deadline = loop.time() + self._ack_timeout
+            while s.queue and size < WRITE_COALESCE:
+                e = s.queue.popleft()
+                # Record the hand-off before the bytes can reach h2 or the socket (G1).
+                e.sent_in = attempt
+                e.deadline = deadline
+                s.inflight.append(e)
+                frames.append(e.frame)
+                size += len(e.frame)
+            self._changed.set()  # the timer watches the in-flight queue
+            await stream.send(b"".join(frames) if len(frames) > 1 else frames[0])
+
+    async def _read(self, stream: H2Stream) -> None:
+        status, _ = await stream.response_headers()
+        if status != 200:
+            raise server_error(status, await stream.read_all(64 * 1024))
+        decoder = _s2s.FrameDecoder()
+        while True:
+            chunk = await stream.read_chunk()
+            if chunk is None:
+                try:
+                    decoder.end_of_stream()
+                except S2Error as exc:
+                    raise RemoteProtocolError(str(exc)) from exc
+                if self._idle() and self._closing:
+                    return
+                # A clean end with inputs unacknowledged: not retryable (S10).
+                raise RemoteProtocolError("append session ended with inputs unacknowledged")
+            decoder.receive_data(chunk)
+            while (event := decoder.next_event()) is not None:
+                if isinstance(event, _s2s.Terminal):
+                    raise server_error(event.status, event.body)
+                try:
+                    ack = _proto.decode_append_ack(event.payload)
+                except _proto.ProtoDecodeError as exc:
+                    raise RemoteProtocolError(f"undecodable ack: {exc}") from exc
+                self._on_ack(ack)
+            if self._closing and self._idle():
+                self._changed.set()
+
+    def _on_ack(self, ack: AppendAck) -> None:
+        s = self._s
+        if not s.inflight:
+            raise RemoteProtocolError("ack received with nothing in flight")
+        e = s.inflight[0]
+        start, end = ack.start.seq_num, ack.end.seq_num
+        if end - start != e.records or (s.prev_end is not None and end <= s.prev_end):
+            raise RemoteProtocolError(
+                f"invalid ack [{start}, {end}) for a batch of {e.records} records"
+            )
+        s.inflight.popleft()
+        s.prev_end = end
+        s.unacked_bytes -= e.metered
+        s.acked += 1
+        self._budget.progress()
+        if not e.future.done():
+            e.future.set_result(ack)
+        self._capacity.set()
+        self._changed.set()
+
+    async def _timer(self) -> None:
+        s = self._s
+        loop = asyncio.get_running_loop()
+        while True:
+            if not s.inflight:
+                self._changed.clear()
+                await self._changed.wait()
+                continue
+            oldest = s.inflight[0]
+            delay = oldest.deadline - loop.time()
+            if delay <= 0:
+                raise RequestTimeout(f"no ack within {self._ack_timeout:g} s")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._changed.wait()
+
+
+class _Done(Exception):
+    """Ends an attempt's task group once the reader finished cleanly."""
+
+
+def _first(group: BaseExceptionGroup[S2Error]) -> S2Error:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            return _first(exc)
+        return exc
+    raise AssertionError("empty exception group")

@@ -1,0 +1,266 @@
+"""Read sessions: follow a stream over S2S, resuming transparently after failures.
+
+Resumption (retry-safety.md §4.7): after each batch the start becomes the absolute seq_num after
+its last record; after a heartbeat it becomes the heartbeat's tail, so a ``TailOffset`` or
+``Timestamp`` start is never evaluated twice against a newer tail. Remaining ``count`` and
+``bytes`` are carried; ``wait`` is reduced by the whole seconds since the last batch that came
+from the tail. Twenty seconds without any frame is a retryable heartbeat timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections import deque
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from s2kit.client._config import ReadSessionRetryPolicy
+from s2kit.client._retry import Budget, is_free_retry, server_error
+from s2kit.errors import RemoteProtocolError, RequestTimeout, S2Error, UsageError
+from s2kit.types import (
+    ReadBatch,
+    ReadLimit,
+    ReadStart,
+    SeqNum,
+    StreamPosition,
+    TailOffset,
+    Timestamp,
+)
+from s2kit.wire import _proto, _s2s
+
+if TYPE_CHECKING:
+    from s2kit.client._api import Api
+    from s2kit.client._transport import H2Stream
+    from s2kit.wire._compress import Compression as WireCompression
+
+
+def read_query(
+    start: ReadStart,
+    limit: ReadLimit | None,
+    until: int | None,
+    clamp: bool,
+    wait: int | None,
+) -> dict[str, str | int]:
+    """Query parameters of a read."""
+    q: dict[str, str | int] = {}
+    if isinstance(start, SeqNum):
+        q["seq_num"] = start.value
+    elif isinstance(start, Timestamp):
+        q["timestamp"] = start.value
+    elif isinstance(start, TailOffset):
+        q["tail_offset"] = start.value
+    else:
+        raise UsageError(f"start must be SeqNum, Timestamp or TailOffset, not {start!r}")
+    if limit is not None:
+        if limit.count is not None:
+            q["count"] = limit.count
+        if limit.bytes is not None:
+            q["bytes"] = limit.bytes
+    if until is not None:
+        q["until"] = until
+    if clamp:
+        q["clamp"] = "true"
+    if wait is not None:
+        q["wait"] = wait
+    return q
+
+
+class ReadSession:
+    """An async iterator of :class:`~s2kit.types.ReadBatch` (heartbeats are not yielded).
+
+    Use ``async with stream.read_session() as session: async for batch in session:``, or
+    iterate directly and call :meth:`aclose` when stopping early.
+    """
+
+    def __init__(
+        self,
+        api: Api,
+        basin: str,
+        path: str,
+        headers: list[tuple[str, str]],
+        *,
+        start: ReadStart,
+        limit: ReadLimit | None,
+        until: int | None,
+        clamp: bool,
+        wait: int | None,
+        heartbeat_timeout: float,
+        compression: WireCompression,
+    ) -> None:
+        self._api = api
+        self._basin = basin
+        self._path = path
+        self._headers = [("content-type", "s2s/proto"), *headers]
+        self._start: ReadStart = start
+        self._count = None if limit is None else limit.count
+        self._bytes = None if limit is None else limit.bytes
+        self._until = until
+        self._clamp = clamp
+        self._wait = wait
+        self._heartbeat_timeout = heartbeat_timeout
+        self._budget = Budget(api.retry)
+        self._indefinite = api.retry.read_session_policy is ReadSessionRetryPolicy.INDEFINITE
+        self._stream: H2Stream | None = None
+        self._decoder = _s2s.FrameDecoder()
+        self._ready: deque[ReadBatch] = deque()
+        self._done = False
+        self._last_tail_at: float | None = None
+        self.tail: StreamPosition | None = None
+        """The latest tail the server reported."""
+        self.caught_up = asyncio.Event()
+        """Set once every record up to a reported tail has been delivered."""
+        self.reconnects = 0
+
+    def __aiter__(self) -> ReadSession:
+        return self
+
+    async def __aenter__(self) -> ReadSession:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop reading and release the stream. Idempotent."""
+        self._done = True
+        self._drop()
+
+    def _drop(self) -> None:
+        if self._stream is not None:
+            self._stream.reset()
+            self._stream = None
+        self._decoder = _s2s.FrameDecoder()
+        self._ready.clear()
+
+    def _exhausted(self) -> bool:
+        return (self._count is not None and self._count <= 0) or (
+            self._bytes is not None and self._bytes <= 0
+        )
+
+    async def __anext__(self) -> ReadBatch:
+        while True:
+            if self._done:
+                raise StopAsyncIteration
+            try:
+                batch = await self._next()
+            except S2Error as exc:
+                self._drop()
+                await self._recover(exc)
+                continue
+            if batch is None:
+                self._done = True
+                self._drop()
+                raise StopAsyncIteration
+            if self._account(batch):
+                self._budget.progress()
+                return batch
+
+    def _account(self, batch: ReadBatch) -> bool:
+        """Carry the resume state past ``batch``; True if it has records to yield."""
+        if batch.tail is not None:
+            self.tail = batch.tail
+            self._last_tail_at = time.monotonic()
+        records = batch.records
+        if records:
+            last = records[-1].seq_num
+            self._start = SeqNum(last + 1)
+            if self._count is not None:
+                self._count -= len(records)
+            if self._bytes is not None:
+                self._bytes -= sum(r.metered_bytes for r in records)
+            if self.tail is not None and last + 1 >= self.tail.seq_num:
+                self.caught_up.set()
+            return True
+        if batch.tail is None:
+            raise RemoteProtocolError("empty read batch without a tail")
+        self._start = SeqNum(batch.tail.seq_num)
+        self.caught_up.set()
+        return False
+
+    async def _recover(self, exc: S2Error) -> None:
+        if not exc.is_retryable:
+            self._done = True
+            raise exc
+        if is_free_retry(exc):
+            delay: float | None = 0.0
+        else:
+            delay = self._budget.take(exc)
+            if delay is None and self._indefinite:
+                base = self._api.retry.max_base_delay
+                delay = base + random.uniform(0, base)
+        if delay is None:
+            self._done = True
+            raise exc
+        self.reconnects += 1
+        await asyncio.sleep(delay)
+
+    def _query(self) -> dict[str, str | int]:
+        limit = ReadLimit(count=self._count, bytes=self._bytes)
+        wait = self._wait
+        if wait is not None and self._last_tail_at is not None:
+            wait = max(0, wait - int(time.monotonic() - self._last_tail_at))
+        return read_query(self._start, limit, self._until, self._clamp, wait)
+
+    async def _connect(self) -> H2Stream:
+        from urllib.parse import urlencode
+
+        path = f"{self._path}?{urlencode(self._query())}"
+        stream = await self._api.open(
+            "GET", path, basin=self._basin, headers=self._headers, end_stream=True
+        )
+        try:
+            async with asyncio.timeout(self._api.timeout.request):
+                status, _ = await stream.response_headers()
+                if status != 200:
+                    raise server_error(status, await stream.read_all(64 * 1024))
+        except TimeoutError as exc:
+            stream.reset()
+            raise RequestTimeout("read session: no response within the request timeout") from exc
+        except BaseException:
+            stream.reset()
+            raise
+        return stream
+
+    async def _next(self) -> ReadBatch | None:
+        """The next batch (heartbeats included), or None when the server ended the session."""
+        while not self._ready:
+            if self._exhausted():
+                return None
+            if self._stream is None:
+                self._stream = await self._connect()
+            try:
+                async with asyncio.timeout(self._heartbeat_timeout):
+                    chunk = await self._stream.read_chunk()
+            except TimeoutError as exc:
+                raise RequestTimeout(
+                    f"read session: no heartbeat within {self._heartbeat_timeout:g} s"
+                ) from exc
+            if chunk is None:
+                self._decoder.end_of_stream()
+                return None
+            self._decoder.receive_data(chunk)
+            while (event := self._decoder.next_event()) is not None:
+                if isinstance(event, _s2s.Terminal):
+                    raise server_error(event.status, event.body)
+                try:
+                    self._ready.append(_proto.decode_read_batch(event.payload))
+                except _proto.ProtoDecodeError as exc:
+                    raise RemoteProtocolError(f"undecodable read batch: {exc}") from exc
+        return self._ready.popleft()
+
+
+async def collect(session: ReadSession) -> list[ReadBatch]:
+    """Every batch of a bounded session (a small helper for scripts and tests)."""
+    out = []
+    async with contextlib.aclosing(session):
+        async for batch in session:
+            out.append(batch)
+    return out

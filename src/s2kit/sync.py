@@ -1,0 +1,326 @@
+"""The blocking API: the same client as :mod:`s2kit`, for code without an event loop.
+
+Every call runs on one background event loop (a daemon thread shared by all blocking clients
+in the process) through the asyncio core, so behaviour, retries and types are identical.
+Sessions are context managers; read sessions are iterators::
+
+    with s2kit.sync.S2.from_env() as s2:
+        stream = s2.basin("my-basin").stream("events")
+        stream.append(AppendInput(records=(Record(body=b"hi"),)))
+        with stream.read_session(start=SeqNum(0)) as session:
+            for batch in session:
+                ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Awaitable, Coroutine, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from s2kit.client import S2 as AsyncS2
+from s2kit.client import AppendSession as AsyncAppendSession
+from s2kit.client import AppendTicket, RecordTicket
+from s2kit.client import Basin as AsyncBasin
+from s2kit.client import Producer as AsyncProducer
+from s2kit.client import ReadSession as AsyncReadSession
+from s2kit.client import Stream as AsyncStream
+
+if TYPE_CHECKING:
+    from s2kit.types import (
+        AppendAck,
+        AppendInput,
+        BasinConfig,
+        BasinInfo,
+        BasinReconfiguration,
+        Page,
+        ProvisionResult,
+        ReadBatch,
+        Record,
+        StreamConfig,
+        StreamInfo,
+        StreamPosition,
+        StreamReconfiguration,
+    )
+
+__all__ = ["AppendSession", "Basin", "Producer", "ReadSession", "S2", "Stream", "Ticket"]
+
+T = TypeVar("T")
+
+
+class _Loop:
+    """The shared background loop."""
+
+    _lock = threading.Lock()
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def get(cls) -> asyncio.AbstractEventLoop:
+        with cls._lock:
+            if cls._loop is None or cls._loop.is_closed():
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="s2kit-sync", daemon=True)
+                thread.start()
+                cls._loop = loop
+            return cls._loop
+
+
+def _run(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+    future = asyncio.run_coroutine_threadsafe(coro, _Loop.get())
+    try:
+        return future.result(timeout)
+    except concurrent.futures.TimeoutError:
+        future.cancel()
+        raise TimeoutError("timed out waiting for the result") from None
+
+
+async def _await(aw: Awaitable[T]) -> T:
+    return await aw
+
+
+async def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    return fn(*args, **kwargs)
+
+
+class Ticket:
+    """The outcome of a submitted input or record; :meth:`result` blocks for it."""
+
+    def __init__(self, ticket: AppendTicket | RecordTicket) -> None:
+        self._future = asyncio.run_coroutine_threadsafe(_await(ticket), _Loop.get())
+
+    def result(self, timeout: float | None = None) -> Any:
+        """The ack (:class:`~s2kit.types.AppendAck` or :class:`~s2kit.RecordAck`)."""
+        return self._future.result(timeout)
+
+    def done(self) -> bool:
+        """Whether the outcome is in."""
+        return self._future.done()
+
+
+class S2:
+    """Blocking :class:`s2kit.S2`; the same arguments."""
+
+    def __init__(self, access_token: str, **kwargs: Any) -> None:
+        self._s2: AsyncS2 = _run(_call(AsyncS2, access_token, **kwargs))
+
+    @classmethod
+    def from_env(cls, **kwargs: Any) -> S2:
+        """As :meth:`s2kit.S2.from_env`."""
+        obj = cls.__new__(cls)
+        obj._s2 = _run(_call(AsyncS2.from_env, **kwargs))
+        return obj
+
+    def __enter__(self) -> S2:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every connection."""
+        _run(self._s2.aclose())
+
+    def basin(self, name: str) -> Basin:
+        """A basin handle."""
+        return Basin(self._s2.basin(name))
+
+    def list_basins(self, **kwargs: Any) -> Page[BasinInfo]:
+        """One page of basins."""
+        return _run(self._s2.list_basins(**kwargs))
+
+    def iter_basins(self, *, prefix: str = "") -> Iterator[BasinInfo]:
+        """Every basin with ``prefix``."""
+        start_after = ""
+        while True:
+            page = self.list_basins(prefix=prefix, start_after=start_after)
+            yield from page.items
+            if not page.has_more or not page.items:
+                return
+            start_after = page.items[-1].name
+
+    def create_basin(self, name: str, config: BasinConfig | None = None) -> BasinInfo:
+        """Create a basin."""
+        return _run(self._s2.create_basin(name, config))
+
+    def ensure_basin(
+        self, name: str, config: BasinConfig | None = None
+    ) -> tuple[BasinInfo, ProvisionResult]:
+        """Create or replace a basin's config."""
+        return _run(self._s2.ensure_basin(name, config))
+
+    def get_basin_config(self, name: str) -> BasinConfig:
+        """A basin's config."""
+        return _run(self._s2.get_basin_config(name))
+
+    def reconfigure_basin(self, name: str, changes: BasinReconfiguration) -> BasinConfig:
+        """Change a basin's config."""
+        return _run(self._s2.reconfigure_basin(name, changes))
+
+    def delete_basin(self, name: str, *, ignore_not_found: bool = False) -> None:
+        """Start deleting a basin."""
+        _run(self._s2.delete_basin(name, ignore_not_found=ignore_not_found))
+
+
+class Basin:
+    """Blocking :class:`s2kit.Basin`."""
+
+    def __init__(self, basin: AsyncBasin) -> None:
+        self._b = basin
+        self.name = basin.name
+
+    def stream(self, name: str) -> Stream:
+        """A stream handle."""
+        return Stream(self._b.stream(name))
+
+    def list_streams(self, **kwargs: Any) -> Page[StreamInfo]:
+        """One page of streams."""
+        return _run(self._b.list_streams(**kwargs))
+
+    def iter_streams(self, *, prefix: str = "") -> Iterator[StreamInfo]:
+        """Every stream with ``prefix``."""
+        start_after = ""
+        while True:
+            page = self.list_streams(prefix=prefix, start_after=start_after)
+            yield from page.items
+            if not page.has_more or not page.items:
+                return
+            start_after = page.items[-1].name
+
+    def create_stream(self, name: str, config: StreamConfig | None = None) -> StreamInfo:
+        """Create a stream."""
+        return _run(self._b.create_stream(name, config))
+
+    def ensure_stream(
+        self, name: str, config: StreamConfig | None = None
+    ) -> tuple[StreamInfo, ProvisionResult]:
+        """Create or replace a stream's config."""
+        return _run(self._b.ensure_stream(name, config))
+
+    def get_stream_config(self, name: str) -> StreamConfig:
+        """A stream's config."""
+        return _run(self._b.get_stream_config(name))
+
+    def reconfigure_stream(self, name: str, changes: StreamReconfiguration) -> StreamConfig:
+        """Change a stream's config."""
+        return _run(self._b.reconfigure_stream(name, changes))
+
+    def delete_stream(self, name: str, *, ignore_not_found: bool = False) -> None:
+        """Start deleting a stream."""
+        _run(self._b.delete_stream(name, ignore_not_found=ignore_not_found))
+
+
+class Stream:
+    """Blocking :class:`s2kit.Stream`."""
+
+    def __init__(self, stream: AsyncStream) -> None:
+        self._s = stream
+        self.basin = stream.basin
+        self.name = stream.name
+
+    def with_encryption_key(self, key: str) -> Stream:
+        """The same stream with a client-supplied encryption key."""
+        return Stream(self._s.with_encryption_key(key))
+
+    def check_tail(self) -> StreamPosition:
+        """The tail."""
+        return _run(self._s.check_tail())
+
+    def append(self, inp: AppendInput) -> AppendAck:
+        """Append one batch."""
+        return _run(self._s.append(inp))
+
+    def read(self, *args: Any, **kwargs: Any) -> ReadBatch:
+        """Read one batch (arguments as :meth:`s2kit.Stream.read`)."""
+        return _run(self._s.read(*args, **kwargs))
+
+    def append_session(self, **kwargs: Any) -> AppendSession:
+        """A blocking append session (``with``)."""
+        return AppendSession(_run(_call(self._s.append_session, **kwargs)))
+
+    def producer(self, **kwargs: Any) -> Producer:
+        """A blocking producer (``with``)."""
+        return Producer(_run(_call(self._s.producer, **kwargs)))
+
+    def read_session(self, *args: Any, **kwargs: Any) -> ReadSession:
+        """A blocking read session: iterate it for batches."""
+        return ReadSession(_run(_call(self._s.read_session, *args, **kwargs)))
+
+
+class AppendSession:
+    """Blocking :class:`s2kit.AppendSession`."""
+
+    def __init__(self, session: AsyncAppendSession) -> None:
+        self._session = session
+
+    def __enter__(self) -> AppendSession:
+        return self
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if exc is None:
+            self.close()
+        else:
+            _run(self._session.abort())
+
+    def submit(self, inp: AppendInput) -> Ticket:
+        """Queue an input (blocks while at the unacked cap)."""
+        return Ticket(_run(self._session.submit(inp)))
+
+    def close(self) -> None:
+        """Wait for every ack and end the session."""
+        _run(self._session.close())
+
+
+class Producer:
+    """Blocking :class:`s2kit.Producer`."""
+
+    def __init__(self, producer: AsyncProducer) -> None:
+        self._producer = producer
+
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if exc is None:
+            self.close()
+        else:
+            _run(self._producer.abort())
+
+    def submit(self, record: Record) -> Ticket:
+        """Add a record; the ticket resolves to a :class:`~s2kit.RecordAck`."""
+        return Ticket(_run(self._producer.submit(record)))
+
+    def flush(self) -> None:
+        """Send the partial batch and wait for every ack so far."""
+        _run(self._producer.flush())
+
+    def close(self) -> None:
+        """Flush, wait, and end."""
+        _run(self._producer.close())
+
+
+class ReadSession:
+    """Blocking :class:`s2kit.ReadSession`: an iterator of batches."""
+
+    def __init__(self, session: AsyncReadSession) -> None:
+        self._session = session
+
+    def __iter__(self) -> ReadSession:
+        return self
+
+    def __next__(self) -> ReadBatch:
+        try:
+            return _run(self._session.__anext__())
+        except StopAsyncIteration:
+            raise StopIteration from None
+
+    def __enter__(self) -> ReadSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop reading."""
+        _run(self._session.aclose())
