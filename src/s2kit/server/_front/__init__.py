@@ -7,6 +7,7 @@ connections are accepted and told apart, and ``_h2conn`` / ``_h1conn`` for flow 
 
 from __future__ import annotations
 
+import s2kit._h2fast  # noqa: F401  (bounded frame reprs: see the module)
 from s2kit.server._front._exchange import BodyTooLarge as BodyTooLarge
 from s2kit.server._front._exchange import ClientDisconnected as ClientDisconnected
 from s2kit.server._front._exchange import Handler as Handler
