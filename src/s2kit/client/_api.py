@@ -11,16 +11,48 @@ import asyncio
 import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import quote, urlencode
 
 from s2kit import __version__
 from s2kit.client._config import AppendRetryPolicy, Compression, Endpoints, Retry, Timeout
 from s2kit.client._retry import Budget, append_may_retry, server_error
-from s2kit.client._transport import ConnectionPool, H2Stream, Origin
+from s2kit.client._transport import Origin
 from s2kit.errors import RemoteProtocolError, RequestTimeout, S2Error
 from s2kit.wire import _compress
 
 USER_AGENT = f"s2kit/{__version__}"
+
+
+class Exchange(Protocol):
+    """One request/response: what the HTTP/2 and HTTP/1.1 transports both offer."""
+
+    data_sent: bool
+
+    async def send(self, data: bytes, *, end_stream: bool = False) -> None: ...
+    async def end(self) -> None: ...
+    def reset(self, error_code: int = ...) -> None: ...
+    async def response_headers(self) -> tuple[int, list[tuple[str, str]]]: ...
+    async def read_chunk(self) -> bytes | None: ...
+    async def read_all(self, limit: int) -> bytes: ...
+
+
+class Pool(Protocol):
+    """A connection pool handing out exchanges."""
+
+    async def open_stream(
+        self,
+        origin: Origin,
+        method: str,
+        path: str,
+        headers: list[tuple[str, str]],
+        *,
+        end_stream: bool = False,
+    ) -> Exchange: ...
+
+    async def aclose(self) -> None: ...
+
+
 MAX_RESPONSE = 64 * 1024 * 1024
 COMPRESS_MIN = 1024
 
@@ -52,7 +84,8 @@ class Api:
     def __init__(
         self,
         *,
-        pool: ConnectionPool,
+        pool: Pool,
+        http1: bool = False,
         endpoints: Endpoints,
         access_token: str,
         timeout: Timeout,
@@ -60,6 +93,7 @@ class Api:
         compression: Compression,
     ) -> None:
         self.pool = pool
+        self.http1 = http1
         self.endpoints = endpoints
         self.timeout = timeout
         self.retry = retry
@@ -89,7 +123,7 @@ class Api:
         basin: str | None,
         headers: list[tuple[str, str]],
         end_stream: bool,
-    ) -> H2Stream:
+    ) -> Exchange:
         """Open a request stream with the standard headers (used by sessions)."""
         origin, routing = self.origin(basin)
         return await self.pool.open_stream(
@@ -150,7 +184,7 @@ class Api:
         extra_time: float,
         sent: list[bool],
     ) -> Response:
-        stream: H2Stream | None = None
+        stream: Exchange | None = None
         try:
             async with asyncio.timeout(self.timeout.request + extra_time):
                 stream = await self.open(

@@ -47,9 +47,8 @@ from s2kit.wire import _proto, _s2s
 from s2kit.wire._validate import InvalidBatch, validate_append_input
 
 if TYPE_CHECKING:
-    from s2kit.client._api import Api
+    from s2kit.client._api import Api, Exchange
     from s2kit.client._config import AppendRetryPolicy
-    from s2kit.client._transport import H2Stream
     from s2kit.types import AppendAck, AppendInput
     from s2kit.wire._compress import Compression as WireCompression
 
@@ -294,7 +293,7 @@ class AppendSession:
         return self._budget.take(exc)
 
     async def _attempt(self, attempt: int) -> None:
-        stream: H2Stream | None = None
+        stream: Exchange | None = None
         clean = False
         try:
             async with asyncio.timeout(self._api.timeout.request):
@@ -318,7 +317,7 @@ class AppendSession:
             if stream is not None and not clean:
                 stream.reset()  # nothing buffered for this attempt may ever be sent
 
-    async def _write(self, stream: H2Stream, attempt: int) -> None:
+    async def _write(self, stream: Exchange, attempt: int) -> None:
         s = self._s
         loop = asyncio.get_running_loop()
         while True:
@@ -343,7 +342,7 @@ class AppendSession:
             self._changed.set()  # the timer watches the in-flight queue
             await stream.send(b"".join(frames) if len(frames) > 1 else frames[0])
 
-    async def _read(self, stream: H2Stream) -> None:
+    async def _read(self, stream: Exchange) -> None:
         status, _ = await stream.response_headers()
         if status != 200:
             raise server_error(status, await stream.read_all(64 * 1024))

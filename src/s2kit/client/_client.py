@@ -26,6 +26,7 @@ from s2kit.types import (
 from s2kit.wire import _json
 
 if TYPE_CHECKING:
+    from s2kit.client._api import Pool
     from s2kit.client._stream import Stream
 
 JSON = ("content-type", "application/json")
@@ -78,6 +79,8 @@ class S2(AccountOps):
         retry: retry budget, backoff and append retry policy.
         compression: compress request bodies and session frames of 1 KiB or more.
         ssl_context: TLS settings for https endpoints (ALPN h2 is added).
+        http1: use HTTP/1.1 for unary requests and SSE for read sessions, for networks that
+            do not pass HTTP/2 (append sessions and producers then raise UsageError).
     """
 
     def __init__(
@@ -89,13 +92,21 @@ class S2(AccountOps):
         retry: Retry | None = None,
         compression: Compression = Compression.NONE,
         ssl_context: ssl.SSLContext | None = None,
+        http1: bool = False,
     ) -> None:
         self.endpoints = endpoints or Endpoints()
         self.timeout = timeout or Timeout()
         self.retry = retry or Retry()
-        pool = ConnectionPool(connect_timeout=self.timeout.connect, ssl_context=ssl_context)
+        pool: Pool
+        if http1:
+            from s2kit.client._h1 import H1Pool
+
+            pool = H1Pool(connect_timeout=self.timeout.connect, ssl_context=ssl_context)
+        else:
+            pool = ConnectionPool(connect_timeout=self.timeout.connect, ssl_context=ssl_context)
         self._api = Api(
             pool=pool,
+            http1=http1,
             endpoints=self.endpoints,
             access_token=access_token,
             timeout=self.timeout,

@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING
 
 from s2kit.client._config import ReadSessionRetryPolicy
 from s2kit.client._retry import Budget, is_free_retry, server_error
-from s2kit.errors import RemoteProtocolError, RequestTimeout, S2Error, UsageError
+from s2kit.errors import (
+    ConnectionLost,
+    ErrorCode,
+    RemoteProtocolError,
+    RequestTimeout,
+    S2Error,
+    ServerError,
+    UsageError,
+)
 from s2kit.types import (
     ReadBatch,
     ReadLimit,
@@ -29,11 +37,10 @@ from s2kit.types import (
     TailOffset,
     Timestamp,
 )
-from s2kit.wire import _proto, _s2s
+from s2kit.wire import _json, _proto, _s2s, _sse
 
 if TYPE_CHECKING:
-    from s2kit.client._api import Api
-    from s2kit.client._transport import H2Stream
+    from s2kit.client._api import Api, Exchange
     from s2kit.wire._compress import Compression as WireCompression
 
 
@@ -68,6 +75,21 @@ def read_query(
     return q
 
 
+def sse_error(data: str) -> ServerError:
+    """The error an SSE ``error`` event carries (its status follows from the code)."""
+    try:
+        obj = _json.loads(data)
+        code = str(obj["code"])
+        message = str(obj.get("message", ""))
+    except (_json.JsonShapeError, KeyError, TypeError):
+        return ServerError(500, "", data[:200])
+    try:
+        status = ErrorCode(code).status
+    except ValueError:
+        status = 500
+    return ServerError(status, code, message)
+
+
 class ReadSession:
     """An async iterator of :class:`~s2kit.types.ReadBatch` (heartbeats are not yielded).
 
@@ -89,11 +111,17 @@ class ReadSession:
         wait: int | None,
         heartbeat_timeout: float,
         compression: WireCompression,
+        sse: bool = False,
     ) -> None:
         self._api = api
         self._basin = basin
         self._path = path
-        self._headers = [("content-type", "s2s/proto"), *headers]
+        # Over HTTP/1.1 the session is SSE (§7); over HTTP/2 it is S2S (§6).
+        self._sse = sse
+        if sse:
+            self._headers = [("accept", "text/event-stream"), ("s2-format", "base64"), *headers]
+        else:
+            self._headers = [("content-type", "s2s/proto"), *headers]
         self._start: ReadStart = start
         self._count = None if limit is None else limit.count
         self._bytes = None if limit is None else limit.bytes
@@ -103,9 +131,11 @@ class ReadSession:
         self._heartbeat_timeout = heartbeat_timeout
         self._budget = Budget(api.retry)
         self._indefinite = api.retry.read_session_policy is ReadSessionRetryPolicy.INDEFINITE
-        self._stream: H2Stream | None = None
+        self._stream: Exchange | None = None
         self._decoder = _s2s.FrameDecoder()
+        self._sse_decoder = _sse.SseDecoder()
         self._ready: deque[ReadBatch] = deque()
+        self._ended = False
         self._done = False
         self._last_tail_at: float | None = None
         self.tail: StreamPosition | None = None
@@ -138,6 +168,8 @@ class ReadSession:
             self._stream.reset()
             self._stream = None
         self._decoder = _s2s.FrameDecoder()
+        self._sse_decoder = _sse.SseDecoder()
+        self._ended = False
         self._ready.clear()
 
     def _exhausted(self) -> bool:
@@ -209,7 +241,7 @@ class ReadSession:
             wait = max(0, wait - int(time.monotonic() - self._last_tail_at))
         return read_query(self._start, limit, self._until, self._clamp, wait)
 
-    async def _connect(self) -> H2Stream:
+    async def _connect(self) -> Exchange:
         from urllib.parse import urlencode
 
         path = f"{self._path}?{urlencode(self._query())}"
@@ -244,17 +276,47 @@ class ReadSession:
                     f"read session: no heartbeat within {self._heartbeat_timeout:g} s"
                 ) from exc
             if chunk is None:
-                self._decoder.end_of_stream()
+                if self._sse:
+                    # A clean SSE end is `data:[DONE]`; without it the connection broke.
+                    if not self._ended:
+                        raise ConnectionLost("SSE stream ended without [DONE]", data_sent=False)
+                else:
+                    self._decoder.end_of_stream()
                 return None
-            self._decoder.receive_data(chunk)
-            while (event := self._decoder.next_event()) is not None:
-                if isinstance(event, _s2s.Terminal):
-                    raise server_error(event.status, event.body)
-                try:
-                    self._ready.append(_proto.decode_read_batch(event.payload))
-                except _proto.ProtoDecodeError as exc:
-                    raise RemoteProtocolError(f"undecodable read batch: {exc}") from exc
+            if self._sse:
+                self._receive_sse(chunk)
+            else:
+                self._receive_s2s(chunk)
         return self._ready.popleft()
+
+    def _receive_s2s(self, chunk: bytes) -> None:
+        self._decoder.receive_data(chunk)
+        while (event := self._decoder.next_event()) is not None:
+            if isinstance(event, _s2s.Terminal):
+                raise server_error(event.status, event.body)
+            try:
+                self._ready.append(_proto.decode_read_batch(event.payload))
+            except _proto.ProtoDecodeError as exc:
+                raise RemoteProtocolError(f"undecodable read batch: {exc}") from exc
+
+    def _receive_sse(self, chunk: bytes) -> None:
+        try:
+            self._sse_decoder.receive_data(chunk)
+            events = list(self._sse_decoder)
+        except ValueError as exc:
+            raise RemoteProtocolError(f"bad SSE stream: {exc}") from exc
+        for event in events:
+            try:
+                if event.event == "batch":
+                    self._ready.append(_json.decode_read_batch(event.data, "base64"))
+                elif event.event == "ping":
+                    self._ready.append(ReadBatch(records=(), tail=_json.decode_tail(event.data)))
+                elif event.event == "error":
+                    raise sse_error(event.data)
+                elif event.data == "[DONE]":
+                    self._ended = True
+            except (_json.JsonShapeError, _json.JsonInvalid) as exc:
+                raise RemoteProtocolError(f"bad SSE event: {exc}") from exc
 
 
 async def collect(session: ReadSession) -> list[ReadBatch]:

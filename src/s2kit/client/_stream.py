@@ -134,7 +134,13 @@ class Stream:
         max_unacked_batches: int | None = None,
         retry_policy: AppendRetryPolicy | None = None,
     ) -> AppendSession:
-        """A pipelined append session (``async with``); see :class:`AppendSession`."""
+        """A pipelined append session (``async with``); see :class:`AppendSession`.
+
+        Raises:
+            UsageError: the client uses HTTP/1.1 (sessions need HTTP/2's full duplex).
+        """
+        if self._api.http1:
+            raise UsageError("append sessions need HTTP/2; this client uses HTTP/1.1")
         return AppendSession(
             self._api,
             self.basin,
@@ -168,6 +174,7 @@ class Stream:
             batching=batching or Batching(),
             fencing_token=fencing_token,
             match_seq_num=match_seq_num,
+            max_unacked_bytes=max_unacked_bytes,
         )
 
     def read_session(
@@ -197,4 +204,5 @@ class Stream:
             wait=wait,
             heartbeat_timeout=heartbeat_timeout,
             compression=_WIRE[self._api.compression],
+            sse=self._api.http1,
         )
