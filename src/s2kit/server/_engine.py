@@ -330,11 +330,18 @@ class Committer:
 
     async def run(self) -> None:
         """Commit loop; runs until cancelled (then commits what is pending one last time)."""
+        loop = asyncio.get_running_loop()
+        last = -math.inf
         try:
             while True:
                 await self._wake.wait()
-                if self.flush_interval > 0:
-                    await asyncio.sleep(self.flush_interval)
+                # At most one commit per interval, on a free-running schedule: an append that
+                # arrives after a quiet spell commits at once, a busy stream waits for the
+                # next slot and shares its commit with everything that arrived meanwhile.
+                delay = last + self.flush_interval - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                last = loop.time()
                 await self.commit_once()
         finally:
             with contextlib.suppress(Exception):
