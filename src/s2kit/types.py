@@ -97,10 +97,14 @@ class Record:
         # Accepting str and lists is a convenience; the common bytes/tuple case costs two checks.
         if type(self.body) is not bytes:
             object.__setattr__(self, "body", _as_bytes(self.body))
-        if type(self.headers) is not tuple or any(
-            type(n) is not bytes or type(v) is not bytes for n, v in self.headers
+        headers = self.headers
+        if headers and (
+            type(headers) is not tuple
+            or any(type(n) is not bytes or type(v) is not bytes for n, v in headers)
         ):
-            object.__setattr__(self, "headers", _as_headers(self.headers))
+            object.__setattr__(self, "headers", _as_headers(headers))
+        elif type(headers) is not tuple:
+            object.__setattr__(self, "headers", ())
 
     @property
     def metered_bytes(self) -> int:

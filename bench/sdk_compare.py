@@ -1,0 +1,187 @@
+"""s2kit's SDK against the official ``s2-sdk``, on the same lite, in the same run.
+
+Command: ``.venv/bin/python bench/sdk_compare.py [--records N] [--rounds R]``
+
+Three workloads, each run by both SDKs alternately (``--rounds`` times, medians reported):
+
+1. **Append session, 1 KiB records**: pipelined batches of 500 records; client CPU µs per
+   record (``getrusage`` of this process around the workload) and MiB/s.
+2. **Producer, 128 B records**: one record per ``submit`` through each SDK's producer (5 ms
+   linger, default batching), until every ticket resolved; records/s and client CPU µs/record.
+3. **Catch-up read**: a read session from seq 0 with ``wait=0`` over a stream of 1 KiB records
+   written beforehand; MiB/s of metered bytes and client CPU µs/record.
+
+Lite runs in its own process (bench/_harness.py). Results print as a markdown table with the
+ratio s2kit / official for each figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import s2_sdk
+from _harness import MIB, Server, markdown_table, self_cpu_seconds
+
+import s2kit
+
+BASIN = "bench-compare"
+KIB_BODY = b"x" * (1024 - 8)  # metered 1 KiB
+SMALL_BODY = b"y" * (128 - 8)  # metered 128 B
+BATCH = 500
+
+
+class Measure:
+    """Wall time and client CPU of one workload."""
+
+    def __init__(self) -> None:
+        self.wall = 0.0
+        self.cpu = 0.0
+
+    async def run(self, work: Callable[[], Awaitable[None]]) -> None:
+        cpu0, t0 = self_cpu_seconds(), time.perf_counter()
+        await work()
+        self.wall = time.perf_counter() - t0
+        self.cpu = self_cpu_seconds() - cpu0
+
+
+# --- s2kit ------------------------------------------------------------------------------------
+
+
+async def ours_session(stream: s2kit.Stream, n: int) -> None:
+    records = tuple(s2kit.Record(body=KIB_BODY) for _ in range(BATCH))
+    inp = s2kit.AppendInput(records=records)
+    async with stream.append_session() as session:
+        tickets = [await session.submit(inp) for _ in range(n // BATCH)]
+        for t in tickets:
+            await t
+
+
+async def ours_producer(stream: s2kit.Stream, n: int) -> None:
+    async with stream.producer() as producer:
+        tickets = [await producer.submit(s2kit.Record(body=SMALL_BODY)) for _ in range(n)]
+        for t in tickets:
+            await t
+
+
+async def ours_read(stream: s2kit.Stream, n: int) -> None:
+    got = 0
+    async with stream.read_session(s2kit.SeqNum(0), wait=0) as session:
+        async for batch in session:
+            got += len(batch.records)
+    assert got == n, (got, n)
+
+
+# --- official ---------------------------------------------------------------------------------
+
+
+async def theirs_session(stream: Any, n: int) -> None:
+    records = [s2_sdk.Record(body=KIB_BODY) for _ in range(BATCH)]
+    inp = s2_sdk.AppendInput(records=records)
+    async with stream.append_session() as session:
+        tickets = [await session.submit(inp) for _ in range(n // BATCH)]
+        for t in tickets:
+            await t
+
+
+async def theirs_producer(stream: Any, n: int) -> None:
+    async with stream.producer() as producer:
+        tickets = [await producer.submit(s2_sdk.Record(body=SMALL_BODY)) for _ in range(n)]
+        for t in tickets:
+            await t
+
+
+async def theirs_read(stream: Any, n: int) -> None:
+    got = 0
+    async for batch in stream.read_session(start=s2_sdk.SeqNum(0), wait=0):
+        got += len(batch.records)
+    assert got == n, (got, n)
+
+
+# --- driver -----------------------------------------------------------------------------------
+
+
+async def fresh_stream(admin: s2kit.S2) -> str:
+    name = f"s-{uuid.uuid4().hex[:12]}"
+    await admin.basin(BASIN).create_stream(name)
+    return name
+
+
+async def one_round(url: str, sdk: str, n: int, results: dict[str, list[float]]) -> None:
+    async with s2kit.S2("t", endpoints=s2kit.Endpoints.for_url(url)) as admin:
+        names = [await fresh_stream(admin) for _ in range(2)]
+        if sdk == "s2kit":
+            client: Any = s2kit.S2("t", endpoints=s2kit.Endpoints.for_url(url))
+            stream = lambda name: client.basin(BASIN).stream(name)  # noqa: E731
+            session, producer, read = ours_session, ours_producer, ours_read
+        else:
+            client = s2_sdk.S2("t", endpoints=s2_sdk.Endpoints(account=url, basin=url))
+            stream = lambda name: client.basin(BASIN).stream(name)  # noqa: E731
+            session, producer, read = theirs_session, theirs_producer, theirs_read
+        try:
+            m = Measure()
+            await m.run(lambda: session(stream(names[0]), n))
+            results[f"{sdk} session cpu_us"].append(m.cpu / n * 1e6)
+            results[f"{sdk} session MiB/s"].append(n * 1024 / MIB / m.wall)
+            m = Measure()
+            await m.run(lambda: read(stream(names[0]), n))
+            results[f"{sdk} read MiB/s"].append(n * 1024 / MIB / m.wall)
+            results[f"{sdk} read cpu_us"].append(m.cpu / n * 1e6)
+            m = Measure()
+            await m.run(lambda: producer(stream(names[1]), n // 4))
+            results[f"{sdk} producer rec/s"].append(n // 4 / m.wall)
+            results[f"{sdk} producer cpu_us"].append(m.cpu / (n // 4) * 1e6)
+        finally:
+            await (client.aclose() if sdk == "s2kit" else client.close())
+
+
+async def main(n: int, rounds: int) -> None:
+    results: dict[str, list[float]] = {
+        f"{sdk} {what}": []
+        for sdk in ("s2kit", "official")
+        for what in (
+            "session cpu_us",
+            "session MiB/s",
+            "read MiB/s",
+            "read cpu_us",
+            "producer rec/s",
+            "producer cpu_us",
+        )
+    }
+    with Server() as server:
+        async with s2kit.S2("t", endpoints=s2kit.Endpoints.for_url(server.url)) as admin:
+            await admin.create_basin(BASIN)
+        for _ in range(rounds):
+            for sdk in ("official", "s2kit"):
+                await one_round(server.url, sdk, n, results)
+    rows = []
+    for what, better in (
+        ("session cpu_us", "lower"),
+        ("session MiB/s", "higher"),
+        ("producer rec/s", "higher"),
+        ("producer cpu_us", "lower"),
+        ("read MiB/s", "higher"),
+        ("read cpu_us", "lower"),
+    ):
+        ours = statistics.median(results[f"s2kit {what}"])
+        theirs = statistics.median(results[f"official {what}"])
+        rows.append([what, f"{theirs:,.1f}", f"{ours:,.1f}", f"{ours / theirs:.2f}x", better])
+    print(
+        markdown_table(
+            ["figure (median of rounds)", "official s2-sdk", "s2kit", "s2kit / official", "better"],
+            rows,
+        )
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=40_000, help="records per workload")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per SDK")
+    args = parser.parse_args()
+    asyncio.run(main(args.records, args.rounds))
