@@ -26,9 +26,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import s2_sdk
-from _harness import MIB, Server, markdown_table, self_cpu_seconds
 
 import s2kit
+from _harness import MIB, Server, markdown_table, self_cpu_seconds
 
 BASIN = "bench-compare"
 KIB_BODY = b"x" * (1024 - 8)  # metered 1 KiB
