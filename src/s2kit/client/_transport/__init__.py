@@ -10,6 +10,7 @@ tells through ``data_sent`` whether any of the request body was handed off. See
 
 from __future__ import annotations
 
+import s2kit._h2fast  # noqa: F401  (bounded frame reprs: see the module)
 from s2kit.client._transport._connection import ConnectionState as ConnectionState
 from s2kit.client._transport._origin import Origin as Origin
 from s2kit.client._transport._pool import ConnectionPool as ConnectionPool

@@ -8,7 +8,7 @@ Theory of operation
 wake whoever awaits them. Everything ``h2`` queues (our frames, SETTINGS and PING ACKs,
 WINDOW_UPDATEs) is written by ``_flush``, once per event-loop iteration (``call_soon``) or at
 once past ``_FLUSH_BYTES``, so many small DATA frames from one iteration share one write.
-Transport backpressure (``pause_writing``) makes senders wait in ``_drain``.
+Transport backpressure (``pause_writing``) parks senders until ``resume_writing``.
 
 Life cycle (``ConnectionState``, one table): HANDSHAKE until the server's SETTINGS arrive (so
 SETTINGS_MAX_CONCURRENT_STREAMS is known before the first stream), OPEN, DRAINING after a
@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import h2.config
 import h2.connection
+import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
@@ -129,7 +130,7 @@ class H2ClientConnection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._streams: dict[int, H2Stream] = {}
         self._window_waiters: set[H2Stream] = set()  # streams parked on flow control
-        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._drain_waiters: list[asyncio.Future[None]] = []  # senders parked in H2Stream._park
         self._write_paused = False
         self._flush_scheduled = False
         self._unflushed = 0
@@ -316,11 +317,12 @@ class H2ClientConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._state is _C.CLOSED:
             return
+        closing = self._state is _C.CLOSING
         self._transition(_Input.LOST)
         if self._cause is None:
             self._cause = exc
         if exc is None:
-            message = f"connection to {self.origin} closed by the server"
+            message = f"connection to {self.origin} closed" + ("" if closing else " by the server")
         else:
             message = f"connection to {self.origin} lost: {exc!r}"
         logger.debug("%s", message)
@@ -479,12 +481,6 @@ class H2ClientConnection(asyncio.Protocol):
             self._close_transport()
         self._on_change(self)
 
-    async def _drain(self) -> None:
-        if self._write_paused and self._state is not _C.CLOSED:
-            waiter = self._loop.create_future()
-            self._drain_waiters.append(waiter)
-            await waiter
-
     # -- internals -------------------------------------------------------------------------
 
     def _transition(self, event: _Input) -> None:
@@ -505,6 +501,10 @@ class H2ClientConnection(asyncio.Protocol):
         self._cause = error
         if self._state is not _C.CLOSED:
             self._transition(_Input.CLOSE)
+        # h2 has queued GOAWAY itself when it found the error; when our GOAWAY filter did,
+        # say so now (RFC 9113 §5.4.1). Either way h2 is closed afterwards.
+        with contextlib.suppress(h2.exceptions.ProtocolError):
+            self._h2.close_connection(error_code=h2.errors.ErrorCodes.PROTOCOL_ERROR)
         self._fail_streams(lambda _: chain(RemoteProtocolError(str(error)), error.__cause__))
         self._close_transport()
 
@@ -563,7 +563,7 @@ class H2ClientConnection(asyncio.Protocol):
                 async with asyncio.timeout(ack_timeout):
                     await waiter
             except TimeoutError:
-                self._die(f"{self.origin}: keepalive PING not answered within {ack_timeout} s")
+                self._die(f"keepalive PING to {self.origin} not answered within {ack_timeout} s")
                 return
             finally:
                 self._ping_waiter = None

@@ -141,10 +141,16 @@ class ConnectionPool:
                 )
                 task.add_done_callback(_retrieve)
                 self._connecting[origin] = task
-            if task is not None:
-                await asyncio.shield(task)  # its ConnectError is every waiter's
-            else:
+            if task is None:
                 await self._wait_for_room(origin)
+                continue
+            try:
+                await asyncio.shield(task)  # its ConnectError is every waiter's
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if not task.cancelled() or (current is not None and current.cancelling()):
+                    raise
+                # aclose cancelled the connect, not us: the loop reports ClosedError
 
     async def aclose(self) -> None:
         """Close every connection; streams still open fail with ClosedError. Idempotent."""
@@ -197,7 +203,6 @@ class ConnectionPool:
 
     async def _connect(self, origin: Origin) -> H2ClientConnection:
         loop = asyncio.get_running_loop()
-        context = self._tls_context() if origin.tls else None
         timeout = self._connect_timeout
         errors = ExceptionMap(
             [
@@ -214,6 +219,7 @@ class ConnectionPool:
         conn: H2ClientConnection | None = None
         try:
             with errors:
+                context = self._tls_context() if origin.tls else None
                 async with asyncio.timeout(timeout):
                     _, conn = await loop.create_connection(
                         lambda: H2ClientConnection(origin, self._on_change),

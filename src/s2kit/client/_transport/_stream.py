@@ -103,6 +103,7 @@ class H2Stream:
     """
 
     __slots__ = (
+        "_attached",
         "_body_complete",
         "_buffered",
         "_chunks",
@@ -136,6 +137,7 @@ class H2Stream:
         self._waiters: list[asyncio.Future[None]] = []
         self._window_waiter: asyncio.Future[None] | None = None
         self._sending = False
+        self._attached = True  # still in its connection's table (not yet terminal)
 
     def __repr__(self) -> str:
         return f"<H2Stream {self.stream_id} {self._state.value}>"
@@ -179,12 +181,12 @@ class H2Stream:
             while True:
                 self._check_send()
                 if conn._write_paused:
-                    await conn._drain()
+                    await self._park(drain=True)
                     continue
                 with LOCAL_H2:
                     window = conn._send_window(stream_id)
                 if window <= 0:
-                    await self._wait_window()
+                    await self._park(drain=False)
                     continue
                 size = min(total - offset, window)
                 last = end_stream and offset + size == total
@@ -267,7 +269,7 @@ class H2Stream:
             chunks = self._chunks
             if chunks:
                 data = chunks.popleft()
-                if self._state not in _TERMINAL:  # attached: the server wants the credit
+                if self._attached:  # the server still wants the credit back
                     size = len(data)
                     self._buffered -= size
                     unacked = self._unacked + size
@@ -350,7 +352,8 @@ class H2Stream:
         if new is None:
             raise LocalProtocolError(f"stream {self.stream_id}: {event.value} while {state.value}")
         self._state = new
-        if new in _TERMINAL and state not in _TERMINAL:
+        if self._attached and new in _TERMINAL:
+            self._attached = False
             self._conn._detach(self)
 
     def _check_send(self) -> None:
@@ -361,11 +364,15 @@ class H2Stream:
             raise self._error
         raise LocalProtocolError(f"stream {self.stream_id}: the request has already ended")
 
-    async def _wait_window(self) -> None:
+    async def _park(self, *, drain: bool) -> None:
+        """Wait for the transport to drain or for window; a reset or failure wakes it too."""
         conn = self._conn
         waiter = conn._loop.create_future()
         self._window_waiter = waiter
-        conn._window_waiters.add(self)
+        if drain:
+            conn._drain_waiters.append(waiter)
+        else:
+            conn._window_waiters.add(self)
         try:
             await waiter
         finally:
