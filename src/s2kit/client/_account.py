@@ -102,6 +102,20 @@ class AccountOps:
         """Revoke an access token."""
         await self._api.request("DELETE", f"/v1/access-tokens/{quote_segment(token_id)}")
 
+    async def _metrics(
+        self,
+        path: str,
+        metric_set: str,
+        start: int | None,
+        end: int | None,
+        interval: TimeseriesInterval | None,
+    ) -> list[Metric]:
+        resp = await self._api.request(
+            "GET", path, query=_metric_query(metric_set, start, end, interval)
+        )
+        metrics: list[Metric] = _parse(_metrics, resp.body)
+        return metrics
+
     async def account_metrics(
         self,
         metric_set: str,
@@ -111,11 +125,7 @@ class AccountOps:
         interval: TimeseriesInterval | None = None,
     ) -> list[Metric]:
         """Account metrics (``active-basins``, ``account-ops``)."""
-        resp = await self._api.request(
-            "GET", "/v1/metrics", query=_metric_query(metric_set, start, end, interval)
-        )
-        metrics: list[Metric] = _parse(_metrics, resp.body)
-        return metrics
+        return await self._metrics("/v1/metrics", metric_set, start, end, interval)
 
     async def basin_metrics(
         self,
@@ -127,13 +137,8 @@ class AccountOps:
         interval: TimeseriesInterval | None = None,
     ) -> list[Metric]:
         """Basin metrics (``storage``, ``append-ops``, ``read-ops``, ...)."""
-        resp = await self._api.request(
-            "GET",
-            f"/v1/metrics/{quote_segment(basin)}",
-            query=_metric_query(metric_set, start, end, interval),
-        )
-        metrics: list[Metric] = _parse(_metrics, resp.body)
-        return metrics
+        path = f"/v1/metrics/{quote_segment(basin)}"
+        return await self._metrics(path, metric_set, start, end, interval)
 
     async def stream_metrics(
         self,
@@ -146,10 +151,5 @@ class AccountOps:
         interval: TimeseriesInterval | None = None,
     ) -> list[Metric]:
         """Stream metrics (``storage``)."""
-        resp = await self._api.request(
-            "GET",
-            f"/v1/metrics/{quote_segment(basin)}/{quote_segment(stream)}",
-            query=_metric_query(metric_set, start, end, interval),
-        )
-        metrics: list[Metric] = _parse(_metrics, resp.body)
-        return metrics
+        path = f"/v1/metrics/{quote_segment(basin)}/{quote_segment(stream)}"
+        return await self._metrics(path, metric_set, start, end, interval)
