@@ -182,9 +182,22 @@ class TransportError(S2Error):
 
 
 class ConnectError(TransportError):
-    """The connection could not be set up: DNS, refused, connect timeout or TLS handshake."""
+    """The connection could not be set up: DNS, refused, connect timeout or TLS handshake.
+
+    Not retryable when it is a configuration error that a retry cannot fix (``retryable=False``:
+    the server's certificate does not verify, or it does not offer HTTP/2; retry-safety.md
+    §7.2 C4a, C4c).
+    """
 
     has_no_side_effects = True
+
+    def __init__(self, message: str = "cannot connect", *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+    @property
+    def is_retryable(self) -> bool:  # type: ignore[override]
+        return self.retryable
 
 
 class ReadError(TransportError):

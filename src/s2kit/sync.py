@@ -29,6 +29,7 @@ from s2kit.client import ReadSession as AsyncReadSession
 from s2kit.client import Stream as AsyncStream
 
 if TYPE_CHECKING:
+    from s2kit.client import AppendSessionStatistics
     from s2kit.types import (
         AppendAck,
         AppendInput,
@@ -88,6 +89,7 @@ class Ticket:
     """The outcome of a submitted input or record; :meth:`result` blocks for it."""
 
     def __init__(self, ticket: AppendTicket | RecordTicket) -> None:
+        self._ticket = ticket
         self._future = asyncio.run_coroutine_threadsafe(_await(ticket), _Loop.get())
 
     def result(self, timeout: float | None = None) -> Any:
@@ -96,7 +98,9 @@ class Ticket:
 
     def done(self) -> bool:
         """Whether the outcome is in."""
-        return self._future.done()
+        # The ticket itself, not the relay future: that one completes a loop turn later, so
+        # it could still be pending right after close() or flush() returned.
+        return self._ticket.done()
 
 
 class S2:
@@ -271,6 +275,15 @@ class AppendSession:
         """Wait for every ack and end the session."""
         _run(self._session.close())
 
+    def abort(self) -> None:
+        """Stop now; unacknowledged tickets fail with :class:`~s2kit.errors.ClosedError`."""
+        _run(self._session.abort())
+
+    def statistics(self) -> AppendSessionStatistics:
+        """Queued, in-flight and acknowledged counts (a snapshot taken on the session's loop)."""
+        stats: AppendSessionStatistics = _run(_call(self._session.statistics))
+        return stats
+
 
 class Producer:
     """Blocking :class:`s2kit.Producer`."""
@@ -299,6 +312,10 @@ class Producer:
         """Flush, wait, and end."""
         _run(self._producer.close())
 
+    def abort(self) -> None:
+        """Stop now; unresolved tickets fail with :class:`~s2kit.errors.ClosedError`."""
+        _run(self._producer.abort())
+
 
 class ReadSession:
     """Blocking :class:`s2kit.ReadSession`: an iterator of batches."""
@@ -324,3 +341,8 @@ class ReadSession:
     def close(self) -> None:
         """Stop reading."""
         _run(self._session.aclose())
+
+    @property
+    def tail(self) -> StreamPosition | None:
+        """The latest tail the server reported (set once the session reached the live tail)."""
+        return self._session.tail

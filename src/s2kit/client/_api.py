@@ -18,7 +18,7 @@ from s2kit import __version__
 from s2kit.client._config import AppendRetryPolicy, Compression, Endpoints, Retry, Timeout
 from s2kit.client._retry import Budget, append_may_retry, server_error
 from s2kit.client._transport import Origin
-from s2kit.errors import RemoteProtocolError, RequestTimeout, S2Error
+from s2kit.errors import RemoteProtocolError, RequestTimeout, S2Error, StreamReset
 from s2kit.wire import _compress
 
 USER_AGENT = f"s2kit/{__version__}"
@@ -192,7 +192,13 @@ class Api:
                 )
                 if body is not None:
                     sent[0] = True  # before the bytes can reach h2 or the socket
-                    await stream.send(body, end_stream=True)
+                    try:
+                        await stream.send(body, end_stream=True)
+                    except StreamReset as exc:
+                        # RFC 9113 §8.1: a complete early response, then RST_STREAM(NO_ERROR)
+                        # to stop the body. The response is the outcome; read it.
+                        if exc.error_code != 0:
+                            raise
                 status, resp_headers = await stream.response_headers()
                 data = await stream.read_all(MAX_RESPONSE)
         except TimeoutError as exc:

@@ -35,12 +35,13 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from s2kit.client._retry import Budget, append_may_retry, is_free_retry, server_error
+from s2kit.client._retry import Budget, append_may_retry, server_error
 from s2kit.errors import (
     ClosedError,
     RemoteProtocolError,
     RequestTimeout,
     S2Error,
+    StreamReset,
     UsageError,
 )
 from s2kit.wire import _proto, _s2s
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("s2kit.client")
 
 WRITE_COALESCE = 256 * 1024
+_NO_ERROR = 0x0
 
 
 class AppendTicket:
@@ -103,6 +105,8 @@ class _State:
     attempt: int = 0
     acked: int = 0
     prev_end: int | None = None
+    wire_touched: bool = False
+    """Whether any body byte of the last attempt reached the transport (its ``data_sent``)."""
 
 
 class AppendSession:
@@ -267,7 +271,10 @@ class AppendSession:
                     await self._attempt(s.attempt)
                     return
                 except S2Error as exc:
-                    handed_off = any(e.sent_in == s.attempt for e in s.inflight)
+                    # Entries are marked handed off before their bytes go to the transport;
+                    # if the exchange never passed it a body byte (a window of 0, S15), none
+                    # of them was.
+                    handed_off = s.wire_touched and any(e.sent_in == s.attempt for e in s.inflight)
                     delay = self._retry_delay(exc, handed_off)
                     if delay is None:
                         self._fail(exc)
@@ -288,13 +295,12 @@ class AppendSession:
     def _retry_delay(self, exc: S2Error, handed_off: bool) -> float | None:
         if not append_may_retry(exc, self._policy, handed_off):
             return None
-        if is_free_retry(exc):
-            return 0.0
-        return self._budget.take(exc)
+        return self._budget.take(exc)  # server_draining is free (bounded): see Budget
 
     async def _attempt(self, attempt: int) -> None:
         stream: Exchange | None = None
         clean = False
+        self._s.wire_touched = False
         try:
             async with asyncio.timeout(self._api.timeout.request):
                 stream = await self._api.open(
@@ -314,8 +320,10 @@ class AppendSession:
         except TimeoutError as exc:
             raise RequestTimeout("append session: no response within the request timeout") from exc
         finally:
-            if stream is not None and not clean:
-                stream.reset()  # nothing buffered for this attempt may ever be sent
+            if stream is not None:
+                if not clean:
+                    stream.reset()  # nothing buffered for this attempt may ever be sent
+                self._s.wire_touched = stream.data_sent
 
     async def _write(self, stream: Exchange, attempt: int) -> None:
         s = self._s
@@ -323,7 +331,8 @@ class AppendSession:
         while True:
             if not s.queue:
                 if self._closing:
-                    await stream.end()
+                    with _response_complete():
+                        await stream.end()
                     return
                 self._changed.clear()
                 await self._changed.wait()
@@ -340,7 +349,10 @@ class AppendSession:
                 frames.append(e.frame)
                 size += len(e.frame)
             self._changed.set()  # the timer watches the in-flight queue
-            await stream.send(b"".join(frames) if len(frames) > 1 else frames[0])
+            with _response_complete():
+                await stream.send(b"".join(frames) if len(frames) > 1 else frames[0])
+                continue
+            return  # the server wants no more; the reader reports the outcome
 
     async def _read(self, stream: Exchange) -> None:
         status, _ = await stream.response_headers()
@@ -410,6 +422,23 @@ class AppendSession:
 
 class _Done(Exception):
     """Ends an attempt's task group once the reader finished cleanly."""
+
+
+@contextlib.contextmanager
+def _response_complete() -> Generator[None, None, None]:
+    """Swallow RST_STREAM(NO_ERROR) on a send.
+
+    RFC 9113 §8.1: a server that has sent its whole response (a terminal frame, or an HTTP
+    error before the session) may reset the stream with NO_ERROR to stop the request body.
+    That is no failure: the response says what happened, and the reader reports it. Were the
+    writer to fail first, its StreamReset would mask the server's verdict (a side-effect-free
+    ``server_draining`` would turn into an indefinite reset).
+    """
+    try:
+        yield
+    except StreamReset as exc:
+        if exc.error_code != _NO_ERROR:
+            raise
 
 
 def _first(group: BaseExceptionGroup[S2Error]) -> S2Error:

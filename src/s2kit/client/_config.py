@@ -60,6 +60,11 @@ class Timeout:
     request: float = 5.0
     """A whole unary request; also session setup and each append's ack deadline."""
 
+    def __post_init__(self) -> None:
+        # A zero or negative deadline would fail every request as a (retried) timeout.
+        if not (self.connect > 0 and self.request > 0):
+            raise UsageError("timeouts must be positive")
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Retry:

@@ -5,6 +5,27 @@ timer per batch, armed by its first record), or on :meth:`Producer.flush`. Two o
 the pipeline: one hands closed batches to the append session in order (waiting on its
 backpressure), the other awaits their acks in order and resolves each record's ticket. Bytes
 are reserved per record and released when its batch is acked, which bounds memory.
+
+Exactly once with ``match_seq_num`` (retry-safety.md §4.6)
+----------------------------------------------------------
+With ``match_seq_num`` every batch carries the seq_num it must land at, fixed when the batch is
+first submitted, so a re-send after a failure can never land twice: if the original had been
+applied, the re-send fails with ``412 SeqNumMismatch(expected = the stream's next seq_num)``
+and the session stops (nothing after it is applied). That 412 alone is ambiguous, so the
+producer *settles* it instead of failing: when the session that failed had retried (only a
+re-send can meet its own earlier copy), it reads the stream back from the first unresolved
+batch up to ``expected`` and compares the records with its batches, in order:
+
+* a batch whose records are all there, in place, **landed**: its tickets resolve with acks
+  built from what was read;
+* once the read-back is used up, the next batch must start exactly at ``expected``; it and
+  every batch after it **did not land**, and go to a new append session, in order, with the
+  seq_nums they already carry;
+* anything else (other records in the way, a batch cut in two) means another writer: the
+  producer fails with the 412, a definite outcome.
+
+So with ``AppendRetryPolicy.ALL`` and ``match_seq_num`` every record is appended exactly once,
+as long as retries do not run out. Other failures end the producer as before.
 """
 
 from __future__ import annotations
@@ -16,11 +37,22 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from s2kit.errors import ClosedError, S2Error, UsageError
-from s2kit.types import AppendAck, AppendInput, Record, metered_bytes
+from s2kit.errors import ClosedError, S2Error, SeqNumMismatch, UsageError
+from s2kit.types import (
+    AppendAck,
+    AppendInput,
+    ReadLimit,
+    Record,
+    SeqNum,
+    SequencedRecord,
+    StreamPosition,
+    metered_bytes,
+)
 from s2kit.wire._validate import MAX_BATCH_BYTES
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from s2kit.client._append_session import AppendSession, AppendTicket
     from s2kit.client._config import Batching
     from s2kit.client._stream import Stream
@@ -53,13 +85,14 @@ class RecordTicket:
 
 
 class _Batch:
-    __slots__ = ("bytes", "futures", "records", "timer")
+    __slots__ = ("bytes", "futures", "match", "records", "timer")
 
     def __init__(self) -> None:
         self.records: list[Record] = []
         self.futures: list[asyncio.Future[RecordAck]] = []
         self.bytes = 0
         self.timer: asyncio.TimerHandle | None = None
+        self.match: int | None = None  # fixed at the first submit, kept by every re-submit
 
 
 class Producer:
@@ -73,13 +106,20 @@ class Producer:
         batching: Batching,
         fencing_token: str | None,
         match_seq_num: int | None,
+        max_unacked_bytes: int = 5 * 1024 * 1024,
+        session_factory: Callable[[], AppendSession] | None = None,
     ) -> None:
         self._stream = stream
         self._session = session
+        self._new_session = session_factory
+        self._in_submit: _Batch | None = None  # taken from the queue, its submit not done
+        self.settled = 0
+        """How many ambiguous 412s were settled (read back) so far."""
         self._batching = batching
         self._fencing_token = fencing_token
         self._next_match = match_seq_num
-        self._max_bytes = 5 * 1024 * 1024
+        # Records wait here before their batch reaches the session: bound both by one cap.
+        self._max_bytes = max_unacked_bytes
         self._reserved = 0
         self._room = asyncio.Event()
         self._room.set()
@@ -249,20 +289,26 @@ class Producer:
             if b is None:
                 self._acks.put_nowait(None)
                 return
-            inp = AppendInput(
-                records=tuple(b.records),
-                match_seq_num=self._next_match,
-                fencing_token=self._fencing_token,
-            )
+            b.match = self._next_match
             if self._next_match is not None:
                 self._next_match += len(b.records)
+            self._in_submit = b
             try:
-                ticket = await self._session.submit(inp)
+                ticket = await self._session.submit(self._input(b))
             except S2Error as exc:
+                if self._may_settle(exc):
+                    return  # the acker settles and restarts us (b is _in_submit)
+                self._in_submit = None
                 self._settle(b, exc)
                 self._fail(exc)
                 return
+            self._in_submit = None
             self._acks.put_nowait((ticket, b))
+
+    def _input(self, b: _Batch) -> AppendInput:
+        return AppendInput(
+            records=tuple(b.records), match_seq_num=b.match, fencing_token=self._fencing_token
+        )
 
     async def _acker(self) -> None:
         while True:
@@ -273,7 +319,115 @@ class Producer:
             try:
                 ack = await ticket
             except S2Error as exc:
+                if self._may_settle(exc) and await self._recover(b, exc):
+                    continue
                 self._settle(b, exc)
                 self._fail(exc)
                 return
             self._settle(b, ack)
+
+    # -- settling an ambiguous 412 (see the module docstring) ----------------------------------
+
+    def _may_settle(self, exc: S2Error) -> bool:
+        return (
+            isinstance(exc, SeqNumMismatch)
+            and self._next_match is not None
+            and self._new_session is not None
+            and self._session.statistics().attempts > 1
+        )
+
+    async def _recover(self, first: _Batch, exc: S2Error) -> bool:
+        """Settle which pending batches landed and re-submit the rest; False if it cannot."""
+        assert isinstance(exc, SeqNumMismatch)
+        assert self._new_session is not None
+        submitter = self._tasks[0]
+        submitter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await submitter
+        pending = [first]
+        ended = False
+        while not self._acks.empty():
+            item = self._acks.get_nowait()
+            if item is None:
+                ended = True
+            else:
+                pending.append(item[1])
+        if self._in_submit is not None:
+            pending.append(self._in_submit)
+            self._in_submit = None
+        try:
+            rest = await self._settle_landed(pending, exc.expected)
+        except S2Error:
+            rest = None
+        if rest is None:
+            for b in pending[1:]:  # the caller fails the first, and the producer
+                self._settle(b, exc)
+            return False
+        self.settled += 1
+        old, self._session = self._session, self._new_session()
+        await old.abort()
+        for b in rest:
+            try:
+                ticket = await self._session.submit(self._input(b))
+            except S2Error as error:
+                for left in rest[rest.index(b) :]:
+                    self._settle(left, error)
+                self._fail(error)
+                return True
+            self._acks.put_nowait((ticket, b))
+        if ended:
+            self._acks.put_nowait(None)
+        else:
+            self._tasks[0] = asyncio.create_task(self._submitter(), name="s2kit-producer-submit")
+        return True
+
+    async def _settle_landed(self, pending: list[_Batch], expected: int) -> list[_Batch] | None:
+        """Resolve the batches found on the stream; return the others (None: inconsistent)."""
+        start = pending[0].match
+        assert start is not None
+        if expected < start:
+            return None
+        found = await self._read_back(start, expected)
+        if found is None:
+            return None
+        pos = start
+        for i, b in enumerate(pending):
+            if pos == expected:
+                return pending[i:] if b.match == expected else None
+            count = len(b.records)
+            landed = found[pos - start : pos - start + count]
+            if (
+                b.match != pos
+                or len(landed) < count
+                or not all(
+                    r.body == rec.body and tuple(r.headers) == tuple(rec.headers)
+                    for r, rec in zip(landed, b.records, strict=True)
+                )
+            ):
+                return None
+            tail = StreamPosition(expected, found[-1].timestamp)
+            self._settle(
+                b,
+                AppendAck(
+                    start=StreamPosition(pos, landed[0].timestamp),
+                    end=StreamPosition(pos + count, landed[-1].timestamp),
+                    tail=tail,
+                ),
+            )
+            pos += count
+        return [] if pos == expected else None
+
+    async def _read_back(self, start: int, end: int) -> list[SequencedRecord] | None:
+        """The records [start, end) of the stream (None if they do not all show up)."""
+        found: list[SequencedRecord] = []
+        empty = 0
+        while start + len(found) < end and empty < 10:
+            batch = await self._stream.read(
+                SeqNum(start + len(found)),
+                limit=ReadLimit(count=end - start - len(found)),
+                wait=1,  # the 412's expected may count records not yet durable
+            )
+            records = [r for r in batch.records if r.seq_num < end]
+            empty = 0 if records else empty + 1
+            found.extend(records)
+        return found if start + len(found) == end else None

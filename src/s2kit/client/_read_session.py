@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from s2kit.client._config import ReadSessionRetryPolicy
-from s2kit.client._retry import Budget, is_free_retry, server_error
+from s2kit.client._retry import Budget, server_error
 from s2kit.errors import (
     ConnectionLost,
     ErrorCode,
@@ -184,6 +184,8 @@ class ReadSession:
             try:
                 batch = await self._next()
             except S2Error as exc:
+                if self._done:  # aclose() from another task reset the stream under us
+                    raise StopAsyncIteration from None
                 self._drop()
                 await self._recover(exc)
                 continue
@@ -221,13 +223,10 @@ class ReadSession:
         if not exc.is_retryable:
             self._done = True
             raise exc
-        if is_free_retry(exc):
-            delay: float | None = 0.0
-        else:
-            delay = self._budget.take(exc)
-            if delay is None and self._indefinite:
-                base = self._api.retry.max_base_delay
-                delay = base + random.uniform(0, base)
+        delay = self._budget.take(exc)  # server_draining is free (bounded): see Budget
+        if delay is None and self._indefinite:
+            base = self._api.retry.max_base_delay
+            delay = base + random.uniform(0, base)
         if delay is None:
             self._done = True
             raise exc
@@ -267,7 +266,11 @@ class ReadSession:
             if self._exhausted():
                 return None
             if self._stream is None:
-                self._stream = await self._connect()
+                stream = await self._connect()
+                if self._done:  # aclose() ran while connecting: nothing may be yielded
+                    stream.reset()
+                    return None
+                self._stream = stream
             try:
                 async with asyncio.timeout(self._heartbeat_timeout):
                     chunk = await self._stream.read_chunk()

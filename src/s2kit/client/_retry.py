@@ -48,17 +48,29 @@ def is_free_retry(error: S2Error) -> bool:
 
 @dataclass(slots=True)
 class Budget:
-    """Attempts left in the current window without progress (A3)."""
+    """Attempts left in the current window without progress (A3).
+
+    ``server_draining`` is a free retry (retry-safety.md §7.4 S7, §7.5 R8): it does not spend
+    the budget, and the first one goes at once (the server acked everything first). Free
+    retries are still bounded: at most ``max_attempts`` in a row without progress, with
+    backoff after the first, so a server that keeps answering ``server_draining`` (lite
+    while it drains answers every request so) is not hammered in a loop.
+    """
 
     retry: Retry
     retries: int = field(default=0)
+    free: int = field(default=0)
 
     def progress(self) -> None:
         """Something succeeded: the budget is whole again."""
         self.retries = 0
+        self.free = 0
 
     def take(self, error: S2Error) -> float | None:
         """Spend one retry and return the delay before it, or None when none are left."""
+        if is_free_retry(error) and self.free < self.retry.max_attempts:
+            self.free += 1
+            return 0.0 if self.free == 1 else self.retry.backoff(self.free - 2)
         if self.retries + 1 >= self.retry.max_attempts:
             return None
         delay = self.retry.backoff(self.retries)

@@ -166,15 +166,23 @@ class Stream:
 
         Args:
             match_seq_num: the stream's expected next seq_num; every batch then carries the
-                running value, which makes retries under ALL exactly-once.
+                running value, which makes retries under ALL exactly-once (an ambiguous 412
+                on a re-send is settled by reading the stream back; see :class:`Producer`).
         """
+
+        def new_session() -> AppendSession:
+            return self.append_session(
+                max_unacked_bytes=max_unacked_bytes, retry_policy=retry_policy
+            )
+
         return Producer(
             self,
-            self.append_session(max_unacked_bytes=max_unacked_bytes, retry_policy=retry_policy),
+            new_session(),
             batching=batching or Batching(),
             fencing_token=fencing_token,
             match_seq_num=match_seq_num,
             max_unacked_bytes=max_unacked_bytes,
+            session_factory=new_session,
         )
 
     def read_session(

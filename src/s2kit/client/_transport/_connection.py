@@ -194,7 +194,9 @@ class H2ClientConnection(asyncio.Protocol):
             ssl_object = transport.get_extra_info("ssl_object")
             alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
             if alpn != "h2":
-                raise ConnectError(f"{self.origin} did not negotiate HTTP/2 (ALPN {alpn!r})")
+                raise ConnectError(
+                    f"{self.origin} did not negotiate HTTP/2 (ALPN {alpn!r})", retryable=False
+                )
         await self._ready
         if self._state is not _C.OPEN:
             if self._goaway is not None:

@@ -210,6 +210,11 @@ class ConnectionPool:
                     TimeoutError,
                     lambda _: ConnectError(f"connect to {origin}: no answer in {timeout} s"),
                 ),
+                # A certificate that does not verify is configuration: no retry fixes it.
+                (
+                    ssl.SSLCertVerificationError,
+                    lambda exc: ConnectError(f"cannot connect to {origin}: {exc}", retryable=False),
+                ),
                 # ssl.SSLError, socket.gaierror and ConnectionRefusedError are all OSErrors.
                 (OSError, lambda exc: ConnectError(f"cannot connect to {origin}: {exc}")),
                 # The IDNA codec rejects some host names before any lookup.
