@@ -63,12 +63,16 @@ def test_pool_rejects_bad_arguments() -> None:
         ConnectionPool(keepalive_interval=-1)
 
 
-async def expect_connect_error(pool: ConnectionPool, origin: Origin) -> ConnectError:
+async def expect_connect_error(
+    pool: ConnectionPool, origin: Origin, *, retryable: bool = True
+) -> ConnectError:
     with pytest.raises(ConnectError) as info:
         await pool.open_stream(origin, "GET", "/", [], end_stream=True)
     error = info.value
     assert error.has_no_side_effects
-    assert error.is_retryable
+    # A certificate that does not verify, or no h2 in ALPN, is configuration: no retry
+    # (retry-safety.md §7.2 C4a, C4c).
+    assert error.is_retryable is retryable
     assert pool.statistics().connections == 0
     return error
 
@@ -221,7 +225,7 @@ async def test_tls_with_untrusted_certificate() -> None:
     ca = trustme.CA()
     async with ScriptedServer(ssl_context=server_context(ca, ["h2"])) as server:
         async with ConnectionPool() as pool:  # the system trust store
-            error = await expect_connect_error(pool, Origin.parse(server.url))
+            error = await expect_connect_error(pool, Origin.parse(server.url), retryable=False)
         assert isinstance(error.__cause__, ssl.SSLCertVerificationError)
         assert not server.streams
 
@@ -231,7 +235,7 @@ async def test_tls_with_certificate_for_another_host() -> None:
     context = server_context(ca, ["h2"], "example.org")
     async with ScriptedServer(ssl_context=context) as server:
         async with ConnectionPool(ssl_context=client_context(ca)) as pool:
-            error = await expect_connect_error(pool, Origin.parse(server.url))
+            error = await expect_connect_error(pool, Origin.parse(server.url), retryable=False)
         assert isinstance(error.__cause__, ssl.SSLCertVerificationError)
 
 
@@ -240,7 +244,7 @@ async def test_tls_without_h2_alpn(alpn: list[str] | None) -> None:
     ca = trustme.CA()
     async with ScriptedServer(ssl_context=server_context(ca, alpn)) as server:
         async with ConnectionPool(ssl_context=client_context(ca)) as pool:
-            error = await expect_connect_error(pool, Origin.parse(server.url))
+            error = await expect_connect_error(pool, Origin.parse(server.url), retryable=False)
         assert "ALPN" in str(error)
         assert not server.streams
 

@@ -7,7 +7,7 @@ import asyncio
 import signal
 import sys
 
-from s2kit.server import Lite, LiteConfig
+from s2kit.server import DataDirError, Lite, LiteConfig
 from s2kit.server._front import make_self_signed_context, make_server_context
 
 
@@ -28,9 +28,13 @@ def run(args: argparse.Namespace) -> int:
         flush_interval=args.flush_interval / 1000.0,
         ssl_context=ssl_context,
         cors=not args.no_cors,
+        data_dir=args.data_dir,
     )
     try:
         asyncio.run(_serve(config))
+    except DataDirError as exc:
+        sys.stderr.write(f"s2kit lite: {exc}\n")
+        return 1
     except OSError as exc:
         sys.stderr.write(f"s2kit lite: cannot listen on {args.host}:{port}: {exc.strerror}\n")
         return 1
@@ -55,6 +59,12 @@ async def _serve(config: LiteConfig) -> None:
         ]
         if config.ssl_context is not None:
             lines.append("  export S2_SSL_NO_VERIFY=1  # self-signed certificate")
+        if config.data_dir is not None:
+            lines.append(f"Data is kept durably in {config.data_dir}")
+        else:
+            lines.append(
+                "Data is kept in memory and lost when lite stops (--data-dir DIR keeps it)"
+            )
         sys.stdout.write("\n".join(lines) + "\n")
         sys.stdout.flush()
         await stop.wait()

@@ -1,37 +1,151 @@
-"""Entry point of the ``s2kit`` command: parses the sub-command and dispatches to it."""
+"""Entry point of the ``s2kit`` command: parses the sub-command and dispatches to it.
+
+Every command module registers its sub-commands through :class:`Commands` and provides
+``async def handler(args, settings) -> int``. This module owns the one place where errors turn
+into exit codes, so every command reports failures the same way: one line on stderr.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, NoReturn
+
+from s2kit.cli._config import CliUsageError, Settings, parse_duration, settings_from
+from s2kit.cli._output import describe_error, missing_extra
+from s2kit.errors import S2Error, TransportError, UsageError
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+EXIT_VERIFICATION = 3
+EXIT_INTERRUPTED = 130
+
+Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
+
+_EPILOG = """\
+addressing:
+  Basins are named directly (my-basin) or as s2://my-basin; streams are s2://BASIN/STREAM
+  (the stream name may contain '/').
+
+configuration (flags win over the environment):
+  S2_ACCESS_TOKEN       access token (--access-token); lite ignores it but one must be set
+  S2_ACCOUNT_ENDPOINT   account endpoint (--account-endpoint), default https://a.s2.dev
+  S2_BASIN_ENDPOINT     basin endpoint (--basin-endpoint), default https://{basin}.b.s2.dev
+  S2_SSL_NO_VERIFY=1    skip TLS certificate checks (--insecure), e.g. for lite --tls-self
+  --endpoint URL sets both endpoints at once (lite serves both on one URL).
+
+output:
+  Human-readable text on stdout by default; --json prints JSON documents for scripts.
+  Errors are one line on stderr.
+
+exit codes:
+  0  success
+  1  the server or the network failed (e.g. basin_not_found, connection refused)
+  2  usage error (bad flags, malformed s2:// URI, invalid value)
+  3  bench: verification failed (lost, duplicated or corrupted records)
+  130 interrupted (Ctrl+C)
+
+examples:
+  s2kit lite --port 8080 &
+  export S2_ACCESS_TOKEN=ignored S2_ACCOUNT_ENDPOINT=http://localhost:8080 \\
+         S2_BASIN_ENDPOINT=http://localhost:8080
+  s2kit create-basin my-basin --create-stream-on-append true
+  printf 'hello\\nworld\\n' | s2kit append s2://my-basin/greetings
+  s2kit read s2://my-basin/greetings --seq-num 0
+  s2kit tail -f s2://my-basin/greetings
+  s2kit bench my-basin --duration 10s --catchup-delay 2s
+"""
 
 
-def _missing_extra(extra: str, exc: ImportError) -> int:
-    sys.stderr.write(
-        f"s2kit: this command needs the `{extra}` extra ({exc.name} is missing): "
-        f"pip install 's2kit[{extra}]'\n"
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+class Commands:
+    """Registers sub-commands with the shared global flags, a summary and an example."""
+
+    def __init__(self, sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
+        self._sub = sub
+        self._common = common
+
+    def add(
+        self, name: str, handler: Handler, summary: str, example: str, *, details: str = ""
+    ) -> argparse.ArgumentParser:
+        """A sub-command running ``handler``; ``example`` is shown in its ``--help``."""
+        description = textwrap.fill(summary[0].upper() + summary[1:] + ".", 79)
+        if details:  # prose is wrapped; preformatted text (with newlines) is kept
+            description += "\n\n" + (details if "\n" in details else textwrap.fill(details, 79))
+        description += "\n\nexample:\n  " + example.replace("\n", "\n  ")
+        p = self._sub.add_parser(
+            name,
+            help=summary,
+            description=description,
+            parents=[self._common],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.set_defaults(handler=handler)
+        return p
+
+
+def _common_flags() -> _Parser:
+    common = _Parser(add_help=False)
+    g = common.add_argument_group("connection and output (also from the environment)")
+    sup = argparse.SUPPRESS
+    g.add_argument("--json", action="store_true", default=sup, help="print JSON for scripts")
+    g.add_argument("--access-token", default=sup, metavar="TOKEN", help="S2_ACCESS_TOKEN")
+    g.add_argument("--endpoint", default=sup, metavar="URL", help="both endpoints (e.g. lite)")
+    g.add_argument("--account-endpoint", default=sup, metavar="URL", help="S2_ACCOUNT_ENDPOINT")
+    g.add_argument("--basin-endpoint", default=sup, metavar="URL", help="S2_BASIN_ENDPOINT")
+    g.add_argument(
+        "--insecure", action="store_true", default=sup, help="skip TLS checks (S2_SSL_NO_VERIFY)"
     )
-    return EXIT_ERROR
+    g.add_argument(
+        "--request-timeout",
+        type=parse_duration,
+        default=sup,
+        metavar="DURATION",
+        help="per-request timeout (default 30s)",
+    )
+    return common
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every sub-command."""
-    parser = argparse.ArgumentParser(
+    from s2kit.cli import _bench, _records, _resources, _tokens
+
+    common = _common_flags()
+    parser = _Parser(
         prog="s2kit",
         description="The Python toolkit for S2, the durable streams API.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common],
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    cmds = Commands(sub, common)
+    _resources.add_parsers(cmds)
+    _records.add_parsers(cmds)
+    _tokens.add_parsers(cmds)
+    _bench.add_parser(cmds)
+    _add_lite(sub)
+    return parser
+
+
+def _add_lite(sub: argparse._SubParsersAction[_Parser]) -> None:
     lite = sub.add_parser(
         "lite",
-        help="run an S2-compatible server on this machine (in memory)",
+        help="run an S2-compatible server on this machine (in memory, or durable on disk)",
         description=(
             "Run lite, an S2-compatible server. HTTP/1.1, h2c and (with TLS) HTTPS are served on "
-            "one port.\n\nexample:\n  s2kit lite --port 8080"
+            "one port. In memory unless --data-dir is given.\n\nexample:\n"
+            "  s2kit lite --port 8080\n  s2kit lite --port 8080 --data-dir ./lite-data"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -49,18 +163,77 @@ def build_parser() -> argparse.ArgumentParser:
     tls.add_argument("--tls-cert", metavar="PEM", help="TLS certificate chain (PEM)")
     lite.add_argument("--tls-key", metavar="PEM", help="TLS private key (PEM)")
     lite.add_argument("--no-cors", action="store_true", help="do not answer CORS requests")
-    return parser
+    lite.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="keep basins, streams and records durably in DIR (created if missing; one "
+        "process at a time); default: in memory",
+    )
+
+
+def _missing_extra(extra: str, exc: ImportError) -> int:
+    return missing_extra(extra, exc)
+
+
+def _fail(command: str, message: str, code: int) -> int:
+    sys.stderr.write(f"s2kit {command}: error: {message}\n")
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # reported by the sub-command, so the message names it
+            _subparser(parser, args.command).error(f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as exc:  # --help, or a usage error already printed by argparse
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
     if args.command == "lite":
         try:
             from s2kit.cli import _lite_cmd
         except ImportError as exc:
             return _missing_extra("lite", exc)
         return _lite_cmd.run(args)
-    parser.print_help()
-    return EXIT_USAGE
+    return _dispatch(args.command, args.handler, args)
+
+
+def _subparser(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            sub: argparse.ArgumentParser = action.choices[command]
+            return sub
+    return parser
+
+
+def _dispatch(command: str, handler: Handler, args: argparse.Namespace) -> int:
+    settings: Settings | None = None
+    try:
+        settings = settings_from(args)
+        return asyncio.run(handler(args, settings))
+    except (CliUsageError, UsageError) as exc:
+        return _fail(command, str(exc), EXIT_USAGE)
+    except S2Error as exc:
+        hint = ""
+        if isinstance(exc, TransportError) and settings is not None:
+            hint = " (check --endpoint or S2_ACCOUNT_ENDPOINT / S2_BASIN_ENDPOINT)"
+        return _fail(command, describe_error(exc, hint), EXIT_ERROR)
+    except KeyboardInterrupt:
+        return _fail(command, "interrupted", EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        # The reader went away (``s2kit read ... | head``): not an error of ours.
+        _silence_stdout()
+        return EXIT_OK
+
+
+def _silence_stdout() -> None:
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

@@ -15,6 +15,7 @@ from s2kit.client._config import ReadSessionRetryPolicy as ReadSessionRetryPolic
 from s2kit.client._config import Retry as Retry
 from s2kit.client._config import Timeout as Timeout
 from s2kit.client._producer import Producer as Producer
+from s2kit.client._producer import ProducerStatistics as ProducerStatistics
 from s2kit.client._producer import RecordAck as RecordAck
 from s2kit.client._producer import RecordTicket as RecordTicket
 from s2kit.client._read_session import ReadSession as ReadSession
@@ -30,6 +31,7 @@ __all__ = [
     "Compression",
     "Endpoints",
     "Producer",
+    "ProducerStatistics",
     "ReadSession",
     "ReadSessionRetryPolicy",
     "RecordAck",

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from s2kit.errors import ClosedError, S2Error, SeqNumMismatch, UsageError
+from s2kit.errors import BrokenError, ClosedError, S2Error, SeqNumMismatch, UsageError
 from s2kit.types import (
     AppendAck,
     AppendInput,
@@ -66,6 +66,18 @@ class RecordAck:
     """The record's sequence number."""
     batch: AppendAck
     """The ack of the batch that carried it."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProducerStatistics:
+    """A snapshot of a producer's sessions."""
+
+    sessions: int
+    """Append sessions used so far (settling an ambiguous 412 starts a new one)."""
+    attempts: int
+    """Session attempts over all of them: ``attempts - sessions`` were retries."""
+    settled: int
+    """Ambiguous 412s settled by reading the stream back."""
 
 
 class RecordTicket:
@@ -113,8 +125,9 @@ class Producer:
         self._session = session
         self._new_session = session_factory
         self._in_submit: _Batch | None = None  # taken from the queue, its submit not done
-        self.settled = 0
-        """How many ambiguous 412s were settled (read back) so far."""
+        self._settled = 0
+        self._sessions = 1
+        self._past_attempts = 0  # attempts of the sessions already replaced
         self._batching = batching
         self._fencing_token = fencing_token
         self._next_match = match_seq_num
@@ -244,6 +257,14 @@ class Producer:
         await self._session.abort()
         self._fail(ClosedError("producer aborted"))
 
+    def statistics(self) -> ProducerStatistics:
+        """Sessions, attempts and settled 412s so far."""
+        return ProducerStatistics(
+            sessions=self._sessions,
+            attempts=self._past_attempts + self._session.statistics().attempts,
+            settled=self._settled,
+        )
+
     def _check(self) -> None:
         if self._error is not None:
             raise self._error
@@ -319,10 +340,14 @@ class Producer:
             try:
                 ack = await ticket
             except S2Error as exc:
-                if self._may_settle(exc) and await self._recover(b, exc):
-                    continue
-                self._settle(b, exc)
-                self._fail(exc)
+                error: S2Error = exc
+                if self._may_settle(exc):
+                    failure = await self._recover(b, exc)
+                    if failure is None:
+                        continue
+                    error = failure
+                self._settle(b, error)
+                self._fail(error)
                 return
             self._settle(b, ack)
 
@@ -336,8 +361,13 @@ class Producer:
             and self._session.statistics().attempts > 1
         )
 
-    async def _recover(self, first: _Batch, exc: S2Error) -> bool:
-        """Settle which pending batches landed and re-submit the rest; False if it cannot."""
+    async def _recover(self, first: _Batch, exc: S2Error) -> S2Error | None:
+        """Settle which pending batches landed and re-submit the rest.
+
+        Returns None when the producer goes on, else the error to fail it with: the 412 when
+        another writer's records are in the way (definite), or a :class:`BrokenError` when
+        the stream could not be read back (the outcome stays unknown).
+        """
         assert isinstance(exc, SeqNumMismatch)
         assert self._new_session is not None
         submitter = self._tasks[0]
@@ -355,15 +385,20 @@ class Producer:
         if self._in_submit is not None:
             pending.append(self._in_submit)
             self._in_submit = None
+        failure: S2Error = exc
         try:
             rest = await self._settle_landed(pending, exc.expected)
-        except S2Error:
+        except S2Error as error:
             rest = None
+            failure = BrokenError(f"an ambiguous 412 could not be settled: {error}")
+            failure.__cause__ = error
         if rest is None:
             for b in pending[1:]:  # the caller fails the first, and the producer
-                self._settle(b, exc)
-            return False
-        self.settled += 1
+                self._settle(b, failure)
+            return failure
+        self._settled += 1
+        self._sessions += 1
+        self._past_attempts += self._session.statistics().attempts
         old, self._session = self._session, self._new_session()
         await old.abort()
         for b in rest:
@@ -372,14 +407,13 @@ class Producer:
             except S2Error as error:
                 for left in rest[rest.index(b) :]:
                     self._settle(left, error)
-                self._fail(error)
-                return True
+                return error
             self._acks.put_nowait((ticket, b))
         if ended:
             self._acks.put_nowait(None)
         else:
             self._tasks[0] = asyncio.create_task(self._submitter(), name="s2kit-producer-submit")
-        return True
+        return None
 
     async def _settle_landed(self, pending: list[_Batch], expected: int) -> list[_Batch] | None:
         """Resolve the batches found on the stream; return the others (None: inconsistent)."""

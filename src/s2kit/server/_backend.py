@@ -15,11 +15,12 @@ from s2kit.errors import ErrorCode, ServerError
 from s2kit.server._catalog import Catalog, StreamMeta, err
 from s2kit.server._crypto import RecordCipher, parse_encryption_key
 from s2kit.server._engine import Committer, StreamOwner
+from s2kit.server._meta import attach
 from s2kit.server._reads import ReadSettings
 from s2kit.server._storage import MemoryStorage, Storage, StreamKey
 
 if TYPE_CHECKING:
-    from s2kit.types import StreamPosition
+    from s2kit.types import StreamConfig, StreamPosition
 
 log = logging.getLogger("s2kit.server")
 
@@ -40,7 +41,9 @@ class Backend:
     ) -> None:
         self.storage = storage or MemoryStorage()
         self.catalog = Catalog()
-        self.committer = Committer(self.storage, flush_interval)
+        # Durable storage restores the catalog and persists its changes with each commit.
+        self.meta = attach(self.catalog, self.storage)
+        self.committer = Committer(self.storage, flush_interval, self.meta)
         self.read_settings = read_settings or ReadSettings()
         self.owners: dict[StreamKey, StreamOwner] = {}
         self.background_interval = background_interval
@@ -52,6 +55,15 @@ class Backend:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.committer.run())
             tg.create_task(self._background())
+
+    async def meta_durable(self) -> None:
+        """Wait until every catalog change so far is durable (at once in memory, §15.4).
+
+        Raises:
+            ServerError: ``storage`` if persisting them failed.
+        """
+        if self.meta is not None:
+            await self.meta.durable()
 
     # --- streams ------------------------------------------------------------------------------
 
@@ -72,7 +84,9 @@ class Backend:
             self.owners[key] = owner
         return owner
 
-    def _resolve(self, basin: str, stream: str, *, auto_create: bool) -> StreamMeta:
+    def _resolve(
+        self, basin: str, stream: str, *, auto_create: bool, config: StreamConfig | None
+    ) -> StreamMeta:
         b = self.catalog.basin(basin)
         meta = b.streams.get(stream)
         if meta is None:
@@ -80,22 +94,25 @@ class Backend:
                 raise err(
                     ErrorCode.STREAM_NOT_FOUND, f"stream `{stream}` in basin `{basin}` not found"
                 )
-            meta, _ = self.catalog.create_stream(basin, stream, None, None)
+            meta, _ = self.catalog.create_stream(basin, stream, config, None)
         if meta.deleted_at is not None:
             raise err(ErrorCode.STREAM_DELETION_PENDING, "stream deletion pending")
         return meta
 
-    def stream_for_append(self, basin: str, stream: str) -> StreamMeta:
-        """The stream to append to, created if the basin says so (§10.5)."""
-        return self._resolve(
-            basin, stream, auto_create=self.catalog.basin(basin).config.create_stream_on_append
-        )
+    def stream_for_append(
+        self, basin: str, stream: str, config: StreamConfig | None = None
+    ) -> StreamMeta:
+        """The stream to append to, created if the basin says so (§10.5), with ``config`` (the
+        ``s2-stream-config`` header) over the basin defaults."""
+        auto = self.catalog.basin(basin).config.create_stream_on_append
+        return self._resolve(basin, stream, auto_create=auto, config=config)
 
-    def stream_for_read(self, basin: str, stream: str) -> StreamMeta:
+    def stream_for_read(
+        self, basin: str, stream: str, config: StreamConfig | None = None
+    ) -> StreamMeta:
         """The stream to read or check, created if the basin says so."""
-        return self._resolve(
-            basin, stream, auto_create=self.catalog.basin(basin).config.create_stream_on_read
-        )
+        auto = self.catalog.basin(basin).config.create_stream_on_read
+        return self._resolve(basin, stream, auto_create=auto, config=config)
 
     def cipher(self, meta: StreamMeta, key_header: str | None) -> RecordCipher | None:
         """The record cipher for an encrypted stream (§10.6); None for a plain one."""
@@ -112,9 +129,11 @@ class Backend:
         aad = f"{meta.basin}\0{meta.name}\0{meta.created_at.timestamp()}".encode()
         return RecordCipher(meta.cipher, key, aad)
 
-    def check_tail(self, basin: str, stream: str) -> StreamPosition:
+    def check_tail(
+        self, basin: str, stream: str, config: StreamConfig | None = None
+    ) -> StreamPosition:
         """The durable tail."""
-        return self.owner(self.stream_for_read(basin, stream)).tail
+        return self.owner(self.stream_for_read(basin, stream, config)).tail
 
     def delete_stream(self, basin: str, stream: str) -> None:
         """Start deleting a stream: refuse appends and reads now, drop records later."""

@@ -262,6 +262,19 @@ class Catalog:
     def __init__(self) -> None:
         self.basins: dict[str, BasinMeta] = {}
         self._basin_names: list[str] = []
+        self.on_change: Callable[[str, str | None], None] | None = None
+        """Persistence hook: called with (basin, None) or (basin, stream) after each change."""
+
+    def _changed(self, basin: str, stream: str | None = None) -> None:
+        if self.on_change is not None:
+            self.on_change(basin, stream)
+
+    def restore(self, basins: list[BasinMeta]) -> None:
+        """Load persisted basins and their streams (at start-up, before any request)."""
+        for b in basins:
+            b.stream_names = sorted(b.streams, key=_utf8_key)
+            self.basins[b.name] = b
+        self._basin_names = sorted(self.basins, key=_utf8_key)
 
     # basins
 
@@ -300,6 +313,7 @@ class Catalog:
         meta = BasinMeta(name=name, config=config, creation_key=key)
         self.basins[name] = meta
         bisect.insort(self._basin_names, name, key=_utf8_key)
+        self._changed(name)
         return meta, ProvisionResult.CREATED
 
     def ensure_basin(self, name: str, config: BasinConfig) -> tuple[BasinMeta, ProvisionResult]:
@@ -312,12 +326,14 @@ class Catalog:
         if existing.config == config:
             return existing, ProvisionResult.NOOP
         existing.config = config
+        self._changed(name)
         return existing, ProvisionResult.UPDATED
 
     def reconfigure_basin(self, name: str, rc: BasinReconfiguration) -> BasinConfig:
         """PATCH a basin config."""
         b = self.active_basin(name)
         b.config = reconfigure_basin_config(b.config, rc)
+        self._changed(name)
         return b.config
 
     def mark_basin_deleted(self, name: str) -> BasinMeta:
@@ -325,6 +341,7 @@ class Catalog:
         b = self.basin(name)
         if b.deleted_at is None:
             b.deleted_at = _now()
+            self._changed(name)
         return b
 
     def remove_basin(self, name: str) -> None:
@@ -332,6 +349,7 @@ class Catalog:
         if self.basins.pop(name, None) is not None:
             i = bisect.bisect_left(self._basin_names, name.encode(), key=_utf8_key)
             del self._basin_names[i]
+            self._changed(name)
 
     # streams
 
@@ -389,6 +407,7 @@ class Catalog:
         )
         b.streams[name] = meta
         bisect.insort(b.stream_names, name, key=_utf8_key)
+        self._changed(basin, name)
         return meta, ProvisionResult.CREATED
 
     def ensure_stream(
@@ -405,6 +424,7 @@ class Catalog:
         if existing.config == resolved:
             return existing, ProvisionResult.NOOP
         existing.config = resolved
+        self._changed(basin, name)
         return existing, ProvisionResult.UPDATED
 
     def reconfigure_stream(self, basin: str, name: str, rc: StreamReconfiguration) -> StreamMeta:
@@ -412,6 +432,7 @@ class Catalog:
         s = self.active_stream(basin, name)
         defaults = self.basins[basin].config.default_stream_config
         s.config = reconfigure_stream_config(s.config, rc, defaults)
+        self._changed(basin, name)
         return s
 
     def mark_stream_deleted(self, basin: str, name: str) -> StreamMeta:
@@ -419,6 +440,7 @@ class Catalog:
         s = self.existing_stream(basin, name)
         if s.deleted_at is None:
             s.deleted_at = _now()
+            self._changed(basin, name)
         return s
 
     def remove_stream(self, basin: str, name: str) -> None:
@@ -427,3 +449,4 @@ class Catalog:
         if b is not None and b.streams.pop(name, None) is not None:
             i = bisect.bisect_left(b.stream_names, name.encode(), key=_utf8_key)
             del b.stream_names[i]
+            self._changed(basin, name)

@@ -42,8 +42,12 @@ from s2kit.types import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from s2kit.server._catalog import StreamMeta
     from s2kit.server._crypto import RecordCipher
+    from s2kit.server._meta import MetaLog
+    from s2kit.server._storage import MetaRow
 
 log = logging.getLogger("s2kit.server")
 
@@ -316,12 +320,17 @@ class Committer:
         self,
         storage: Storage,
         flush_interval: float,
+        meta: MetaLog | None = None,
     ) -> None:
         self.storage = storage
         self.flush_interval = flush_interval
         self._dirty: dict[StreamKey, StreamOwner] = {}
         self._wake = asyncio.Event()
         self.commits = 0
+        self.meta = meta
+        """Catalog changes to persist with each round (durable storage only)."""
+        if meta is not None:
+            meta.wake = self._wake.set
 
     def mark_dirty(self, owner: StreamOwner) -> None:
         """Schedule ``owner``'s unflushed batches for the next commit."""
@@ -352,23 +361,28 @@ class Committer:
         self._wake.clear()
         owners, self._dirty = list(self._dirty.values()), {}
         work = [(o, c) for o in owners if (c := o.take()) is not None]
-        if not work:
+        meta = self.meta.take() if self.meta is not None else None
+        if not work and meta is None:
             return
         commits = [c for _, c in work]
         try:
-            await self._commit(commits)
+            await self._commit(commits, meta.rows if meta is not None else ())
         except Exception as exc:
             log.exception("commit of %d streams failed", len(commits))
             for o, _ in work:
                 o.commit_failed(exc)
+            if meta is not None and self.meta is not None:
+                self.meta.failed(meta, exc)
             return
         self.commits += 1
+        if meta is not None and self.meta is not None:
+            self.meta.done(meta)
         for o, c in work:
             o.committed(c)
 
-    async def _commit(self, commits: list[StreamCommit]) -> None:
-        # The in-memory backend is instant; durable backends override to run in a thread.
-        self.storage.commit(commits)
+    async def _commit(self, commits: list[StreamCommit], meta: Sequence[MetaRow] = ()) -> None:
+        # Durable backends run the transaction (and its fsync) off the event loop.
+        await self.storage.commit_async(commits, meta)
 
 
 def retention_expiry(retention: int | str | None) -> float:

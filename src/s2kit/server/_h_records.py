@@ -23,6 +23,7 @@ from s2kit.types import (
     AppendInput,
     SeqNum,
     SequencedRecord,
+    StreamConfig,
     StreamPosition,
     TailOffset,
     Timestamp,
@@ -57,9 +58,21 @@ def _validate(inp: AppendInput) -> list[int]:
     return [r.metered_bytes for r in inp.records]
 
 
+def stream_config_header(reply: Reply) -> StreamConfig | None:
+    """The ``s2-stream-config`` header: the config of a stream this request auto-creates."""
+    raw = reply.request.header("s2-stream-config")
+    if raw is None:
+        return None
+    try:
+        return _json.stream_config_from_obj(_json.loads(raw))
+    except (_json.JsonShapeError, _json.JsonInvalid) as exc:
+        raise err(ErrorCode.BAD_HEADER, f"Invalid header `s2-stream-config`: {exc}") from None
+
+
 async def check_tail(backend: Backend, reply: Reply, basin: str, stream: str) -> None:
     """GET /v1/streams/{stream}/records/tail."""
-    tail = backend.check_tail(basin, checked_stream(stream))
+    tail = backend.check_tail(basin, checked_stream(stream), stream_config_header(reply))
+    await backend.meta_durable()  # the stream may have just been auto-created (§10.5)
     await reply.json(200, {"tail": {"seq_num": tail.seq_num, "timestamp": tail.timestamp}})
 
 
@@ -92,7 +105,7 @@ async def append(backend: Backend, reply: Reply, basin: str, stream: str) -> Non
     else:
         raise err(ErrorCode.BAD_JSON, "Expected request with `Content-Type: application/json`")
     sizes = _validate(inp)
-    meta = backend.stream_for_append(basin, stream)
+    meta = backend.stream_for_append(basin, stream, stream_config_header(reply))
     cipher = backend.cipher(meta, request.header("s2-encryption-key"))
     ack = await backend.owner(meta).append(inp, sizes, cipher)
     await _send_ack(reply, ack)
@@ -109,7 +122,8 @@ async def _send_ack(reply: Reply, ack: AppendAck) -> None:
 
 async def _append_session(backend: Backend, reply: Reply, basin: str, stream: str) -> None:
     request, responder = reply.request, reply.responder
-    meta = backend.stream_for_append(basin, stream)
+    config = stream_config_header(reply)
+    meta = backend.stream_for_append(basin, stream, config)
     cipher = backend.cipher(meta, request.header("s2-encryption-key"))
     compression = _negotiate.s2s_compression_from_accept_encoding(
         request.header_all("accept-encoding")
@@ -138,7 +152,7 @@ async def _append_session(backend: Backend, reply: Reply, basin: str, stream: st
                     except _proto.ProtoDecodeError as exc:
                         raise FrameError(str(exc)) from None
                     sizes = _validate(inp)
-                    owner = backend.owner(backend.stream_for_append(basin, stream))
+                    owner = backend.owner(backend.stream_for_append(basin, stream, config))
                     if (failure := owner.condition_failure(inp)) is not None:
                         # The 412 is reported later (once what precedes it is durable), but it
                         # poisons the session now: nothing after it may be admitted (S1).
@@ -252,7 +266,8 @@ async def read(backend: Backend, reply: Reply, basin: str, stream: str) -> None:
         except ValueError:
             raise err(ErrorCode.BAD_HEADER, "Invalid header `last-event-id`") from None
         params = _resumed(params, resume)
-    meta = backend.stream_for_read(basin, stream)
+    meta = backend.stream_for_read(basin, stream, stream_config_header(reply))
+    await backend.meta_durable()  # the stream may have just been auto-created (§10.5)
     cipher = backend.cipher(meta, request.header("s2-encryption-key"))
     owner = backend.owner(meta)
     start = resolve_start(params, owner, backend.storage)

@@ -132,6 +132,7 @@ async def create_basin(backend: Backend, reply: Reply) -> None:
     raw_cfg = obj.get("config")
     config = from_json(basin_config_from_obj, {} if raw_cfg is None else raw_cfg)
     meta, result = backend.catalog.create_basin(name, config, token)
+    await backend.meta_durable()
     await reply.json(201, basin_info_obj(meta.info()), _provision(result))
 
 
@@ -141,6 +142,7 @@ async def ensure_basin(backend: Backend, reply: Reply, name: str) -> None:
     raw_cfg = None if obj is None else _obj(obj).get("config")
     config = from_json(basin_config_from_obj, {} if raw_cfg is None else raw_cfg)
     meta, result = backend.catalog.ensure_basin(name, config)
+    await backend.meta_durable()
     status = 201 if result is ProvisionResult.CREATED else 200
     await reply.json(status, basin_info_obj(meta.info()), _provision(result))
 
@@ -154,12 +156,15 @@ async def reconfigure_basin(backend: Backend, reply: Reply, name: str) -> None:
     """PATCH /v1/basins/{basin}."""
     require_json_content_type(reply.request)
     rc = from_json(basin_reconfiguration_from_obj, json_body(await read_body(reply.request)))
-    await reply.json(200, basin_config_obj(backend.catalog.reconfigure_basin(name, rc)))
+    config = backend.catalog.reconfigure_basin(name, rc)
+    await backend.meta_durable()
+    await reply.json(200, basin_config_obj(config))
 
 
 async def delete_basin(backend: Backend, reply: Reply, name: str) -> None:
     """DELETE /v1/basins/{basin}: 202, finished in the background."""
     backend.delete_basin(name)
+    await backend.meta_durable()
     await reply.empty(202)
 
 
@@ -188,6 +193,7 @@ async def create_stream(backend: Backend, reply: Reply, basin: str) -> None:
     meta, result = backend.catalog.create_stream(
         basin, name, _stream_config(obj.get("config")), token
     )
+    await backend.meta_durable()
     await reply.json(201, stream_info_obj(meta.info()), _provision(result))
 
 
@@ -197,6 +203,7 @@ async def ensure_stream(backend: Backend, reply: Reply, basin: str, name: str) -
     obj = await _optional_json(reply)
     config = None if obj is None else _stream_config(_obj(obj))
     meta, result = backend.catalog.ensure_stream(basin, name, config)
+    await backend.meta_durable()
     status = 201 if result is ProvisionResult.CREATED else 200
     await reply.json(status, stream_info_obj(meta.info()), _provision(result))
 
@@ -212,10 +219,12 @@ async def reconfigure_stream(backend: Backend, reply: Reply, basin: str, name: s
     require_json_content_type(reply.request)
     rc = from_json(stream_reconfiguration_from_obj, json_body(await read_body(reply.request)))
     meta = backend.catalog.reconfigure_stream(basin, name, rc)
+    await backend.meta_durable()
     await reply.json(200, stream_config_obj(meta.config))
 
 
 async def delete_stream(backend: Backend, reply: Reply, basin: str, name: str) -> None:
     """DELETE /v1/streams/{stream}: 202, finished in the background."""
     backend.delete_stream(basin, name)
+    await backend.meta_durable()
     await reply.empty(202)

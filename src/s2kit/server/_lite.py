@@ -52,6 +52,8 @@ class LiteConfig:
     """Longest gap between read-session heartbeats."""
     shutdown_grace: float = 10.0
     """Seconds sessions get to drain on shutdown."""
+    data_dir: str | None = None
+    """Keep everything durably in this directory (lmdb); None = in memory."""
 
 
 class Lite:
@@ -59,13 +61,22 @@ class Lite:
 
     def __init__(self, config: LiteConfig | None = None, *, storage: Storage | None = None):
         self.config = cfg = config or LiteConfig()
-        self.backend = Backend(
-            storage,
-            flush_interval=cfg.flush_interval,
-            background_interval=cfg.background_interval,
-            deletion_grace=cfg.deletion_grace,
-            read_settings=ReadSettings(cfg.heartbeat_min, cfg.heartbeat_max),
-        )
+        if storage is None and cfg.data_dir is not None:
+            from s2kit.server._lmdb import LmdbStorage
+
+            storage = LmdbStorage(cfg.data_dir)
+        try:
+            self.backend = Backend(
+                storage,
+                flush_interval=cfg.flush_interval,
+                background_interval=cfg.background_interval,
+                deletion_grace=cfg.deletion_grace,
+                read_settings=ReadSettings(cfg.heartbeat_min, cfg.heartbeat_max),
+            )
+        except BaseException:
+            if storage is not None:
+                storage.close()
+            raise
         self.app = App(self.backend, cors=cfg.cors)
         self.http = HttpServer(self.app, host=cfg.host, port=cfg.port, ssl_context=cfg.ssl_context)
         self._jobs: asyncio.Task[None] | None = None
@@ -93,7 +104,15 @@ class Lite:
     async def start(self) -> str:
         """Bind and serve; returns :attr:`url`."""
         self._jobs = asyncio.create_task(self.backend.run(), name="s2kit-lite-backend")
-        await self.http.start()
+        try:
+            await self.http.start()
+        except BaseException:
+            self._closed = True
+            self._jobs.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._jobs
+            self.backend.storage.close()
+            raise
         log.info("s2kit lite listening on %s", self.url)
         return self.url
 

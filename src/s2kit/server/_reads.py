@@ -174,7 +174,8 @@ async def read_session(
     while True:
         # Catch-up from storage up to the committed tail.
         while budget.next < owner.tail.seq_num:
-            limit_n = int(min(BATCH_RECORDS, budget.count))
+            # Never past the published tail: a durable store may already hold the next round.
+            limit_n = int(min(BATCH_RECORDS, budget.count, owner.tail.seq_num - budget.next))
             limit_b = int(min(BATCH_BYTES, budget.bytes))
             records, sizes = storage.read(key, budget.next, limit_n, limit_b)
             if not records:

@@ -25,6 +25,8 @@ from s2kit.types import SequencedRecord, StreamPosition
 
 StreamKey = tuple[str, str]
 """(basin, stream)."""
+MetaRow = tuple[bytes, bytes | None]
+"""A catalog row to persist with a commit: (key, value); value None deletes it (``_meta.py``)."""
 
 _ts = attrgetter("timestamp")
 
@@ -60,8 +62,19 @@ class Storage(abc.ABC):
     """The record store used by the engine; every method is called from the event loop."""
 
     @abc.abstractmethod
-    def commit(self, batch: Sequence[StreamCommit]) -> None:
-        """Apply every stream's share atomically, or raise and apply nothing."""
+    def commit(self, batch: Sequence[StreamCommit], meta: Sequence[MetaRow] = ()) -> None:
+        """Apply every stream's share and the catalog rows atomically, or raise and apply
+        nothing."""
+
+    async def commit_async(
+        self, batch: Sequence[StreamCommit], meta: Sequence[MetaRow] = ()
+    ) -> None:
+        """:meth:`commit` as the committer calls it; durable backends run it off the loop."""
+        self.commit(batch, meta)
+
+    def load_catalog(self) -> list[tuple[bytes, bytes]] | None:
+        """Persisted catalog rows at start-up; None when the catalog is not persisted."""
+        return None
 
     @abc.abstractmethod
     def state(self, key: StreamKey) -> StreamState:
@@ -118,7 +131,7 @@ class MemoryStorage(Storage):
             s = self._streams[key] = _MemStream()
         return s
 
-    def commit(self, batch: Sequence[StreamCommit]) -> None:
+    def commit(self, batch: Sequence[StreamCommit], meta: Sequence[MetaRow] = ()) -> None:
         now = time.monotonic()
         for c in batch:
             s = self._stream(c.key)

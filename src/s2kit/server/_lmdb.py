@@ -1,0 +1,374 @@
+"""Lite's durable storage: one lmdb environment in a data directory.
+
+Theory of operation
+-------------------
+* **One writer thread.** Every write — a group commit, a retention or trim deletion, the
+  removal of a deleted stream — runs on one dedicated thread, in submission order, each in its
+  own lmdb write transaction. With ``sync`` on, a commit returns only after lmdb's fdatasync,
+  so when :meth:`LmdbStorage.commit_async` returns the round is durable, and the committer
+  releases acks and feeds followers only then (s2-api.md §15.4). The event loop never waits on
+  a disk flush; it awaits the thread.
+* **Atomic rounds.** A group commit is one transaction across all streams and the catalog
+  rows of the round. If it fails (map full, disk full, I/O error) lmdb aborts it and nothing of
+  it is visible; the engine fails every batch of the round with ``storage``. A full map is
+  grown (doubling, up to ``max_map_size``) and the round retried once per step.
+* **Reads on the loop.** lmdb reads are memory-mapped and never block on the writer (MVCC), so
+  reads, seeks and state lookups run directly on the event loop in short read transactions.
+  They see only committed transactions, so a reader never sees a record that could be lost.
+* **Stream ids.** Records are keyed by a per-incarnation stream id (``_lmdb_keys.py``). The
+  id map (name -> id) is in memory (one entry per stream, loaded at start); it is published
+  before the first commit of a stream and withdrawn if that commit fails, which is harmless
+  because an id without data reads as an empty stream.
+* **Background deletions** run on the writer thread in chunks of ``_lmdb_txn.CHUNK`` keys, each
+  chunk its own transaction, re-queued behind any commit that arrived meanwhile, so a big
+  deletion never holds up appends for long. Trimmed or expired records become invisible at
+  once (a per-stream read floor) and are removed behind it. A deleted stream's id is retired
+  in a durable ``gc`` row first, so a crash resumes the removal at the next start.
+
+Nothing per record is kept in memory: the in-memory state is the id map, the read floors of
+deletions in progress, and lmdb's page cache (the kernel's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import lmdb
+
+from s2kit.server import _lmdb_keys as K
+from s2kit.server import _lmdb_txn as T
+from s2kit.server._datadir import claim
+from s2kit.server._storage import Storage, StreamCommit, StreamKey, StreamState
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from s2kit.server._storage import MetaRow
+    from s2kit.types import SequencedRecord
+
+log = logging.getLogger("s2kit.server")
+
+DEFAULT_MAP_SIZE = 1 << 30
+"""Initial map size; lmdb does not allocate it up front on Linux (the file grows as used)."""
+MAX_MAP_SIZE = 1 << 40
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LmdbStatistics:
+    """What the store holds (from lmdb's own counters; cheap)."""
+
+    streams: int
+    """Stream ids in use."""
+    records: int
+    """Records stored (trimmed, expired and deleted ones count until removed)."""
+    index_entries: int
+    """Timestamp index entries (one per stored record)."""
+    pending_deletions: int
+    """Deleted streams whose records are still being removed, plus collections running."""
+    map_size: int
+    """Current lmdb map size in bytes."""
+    used_bytes: int
+    """Bytes of the map in use (pages up to the highest one written)."""
+
+
+@dataclass(slots=True)
+class _Plan:
+    shares: list[T.Share]
+    meta: Sequence[MetaRow]
+    next_id: int | None
+    now: float
+
+
+class LmdbStorage(Storage):
+    """Durable storage in ``path`` (created if missing; refused if foreign or locked).
+
+    Args:
+        path: the data directory.
+        map_size: initial lmdb map size in bytes.
+        max_map_size: the map grows by doubling up to this; past it commits fail ``storage``.
+
+    Raises:
+        DataDirError: the directory is foreign, corrupt, newer, or used by another process.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        map_size: int = DEFAULT_MAP_SIZE,
+        max_map_size: int = MAX_MAP_SIZE,
+    ) -> None:
+        self.path, self._dir_lock, _ = claim(path)
+        try:
+            self._env = T.open_env(self.path, map_size)
+            self._db = T.Dbs(self._env)
+            with self._env.begin() as txn:
+                raw = txn.get(b"next", db=self._db.meta)
+                self._next_id = K.read_u64(raw) if raw else 1
+                self._ids: dict[StreamKey, int] = {}
+                for _, v in txn.cursor(db=self._db.ids):
+                    sid, key = K.split_id_value(v)
+                    self._ids[key] = sid
+                doomed = list(txn.cursor(db=self._db.gc))
+        except BaseException:
+            if hasattr(self, "_env"):
+                self._env.close()
+            self._dir_lock.release()
+            raise
+        self.max_map_size = max(max_map_size, map_size)
+        self._lock = threading.Lock()
+        """Held by loop-side reads and by map resizing (lmdb: no live transactions then)."""
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="s2kit-lmdb")
+        self._closed = False
+        self._floor: dict[int, int] = {}
+        self._busy: set[int] = set()
+        self._retry: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
+        for raw_sid, id_key in doomed:  # deletions a crash interrupted
+            self._submit(self._gc_step, K.read_u64(raw_sid), id_key)
+
+    # --- writes ---------------------------------------------------------------------------------
+
+    def commit(self, batch: Sequence[StreamCommit], meta: Sequence[MetaRow] = ()) -> None:
+        plan = self._plan(batch, meta)
+        try:
+            self._write(plan)
+        except BaseException:
+            self._unplan(plan)
+            raise
+
+    async def commit_async(
+        self, batch: Sequence[StreamCommit], meta: Sequence[MetaRow] = ()
+    ) -> None:
+        self._kick()
+        plan = self._plan(batch, meta)
+        fut = asyncio.get_running_loop().run_in_executor(self._writer, self._write, plan)
+
+        def settled(f: asyncio.Future[None]) -> None:
+            # Cancelled (shutdown) leaves the outcome unknown: keep the ids, which read as
+            # empty streams if the transaction never happened.
+            if not f.cancelled() and f.exception() is not None:
+                self._unplan(plan)
+
+        fut.add_done_callback(settled)
+        await fut
+
+    def _plan(self, batch: Sequence[StreamCommit], meta: Sequence[MetaRow]) -> _Plan:
+        now = time.time()
+        offset = now - time.monotonic()
+        shares = []
+        allocated = False
+        for c in batch:
+            sid = self._ids.get(c.key)
+            name = None
+            if sid is None:
+                sid, self._next_id = self._next_id, self._next_id + 1
+                self._ids[c.key] = sid
+                name, allocated = (K.id_key(c.key), K.id_value(sid, c.key)), True
+            expiry = K.NEVER if c.expiry is None else c.expiry + offset
+            shares.append(T.Share(sid, name, c, expiry))
+        return _Plan(shares, meta, self._next_id if allocated else None, now)
+
+    def _unplan(self, plan: _Plan) -> None:
+        for s in plan.shares:
+            if s.new_id is not None and self._ids.get(s.commit.key) == s.sid:
+                del self._ids[s.commit.key]
+
+    def _write(self, plan: _Plan) -> None:
+        while True:
+            try:
+                with self._env.begin(write=True) as txn:
+                    if plan.next_id is not None:
+                        txn.put(b"next", K.u64(plan.next_id), db=self._db.meta)
+                    for share in plan.shares:
+                        T.put_share(txn, self._db, share, plan.now)
+                    for key, value in plan.meta:
+                        if value is None:
+                            txn.delete(key, db=self._db.catalog)
+                        else:
+                            txn.put(key, value, db=self._db.catalog)
+                return
+            except lmdb.MapFullError:
+                if not self._grow():
+                    raise
+
+    def _grow(self) -> bool:
+        size = self._env.info()["map_size"]
+        if size >= self.max_map_size:
+            return False
+        new = min(size * 2, self.max_map_size)
+        with self._lock:
+            self._env.set_mapsize(new)
+        log.info("lmdb map grown from %d to %d bytes", size, new)
+        return True
+
+    # --- reads (on the event loop) --------------------------------------------------------------
+
+    def state(self, key: StreamKey) -> StreamState:
+        sid = self._ids.get(key)
+        if sid is None:
+            return StreamState()
+        with self._lock, self._env.begin(db=self._db.state) as txn:
+            raw = txn.get(K.u64(sid))
+        return StreamState() if raw is None else K.decode_state(raw, time.monotonic() - time.time())
+
+    def read(
+        self, key: StreamKey, start: int, max_count: int, max_bytes: int
+    ) -> tuple[list[SequencedRecord], list[int]]:
+        sid = self._ids.get(key)
+        if sid is None or max_count <= 0:
+            return [], []
+        start = max(start, self._floor.get(sid, 0))
+        # Buffers: no copy of a value until the decoder copies what it keeps.
+        with self._lock, self._env.begin(db=self._db.records, buffers=True) as txn:
+            cur = txn.cursor()
+            if not cur.set_range(K.record_key(sid, start)):
+                return [], []
+            return K.decode_records(cur, K.u64(sid), max_count, max_bytes)
+
+    def seek_timestamp(self, key: StreamKey, timestamp: int) -> int | None:
+        sid = self._ids.get(key)
+        if sid is None:
+            return None
+        with self._lock, self._env.begin(db=self._db.by_ts) as txn:
+            cur = txn.cursor()
+            if not cur.set_range(K.ts_key(sid, timestamp, 0)):
+                return None
+            k = cur.key()
+            if not k.startswith(K.u64(sid)):
+                return None
+        # Timestamps never decrease along a stream, so past a read floor the first record
+        # with a timestamp >= this one is at the floor.
+        return max(K.read_u64(k, 16), self._floor.get(sid, 0))
+
+    def first_seq_num(self, key: StreamKey) -> int:
+        sid = self._ids.get(key)
+        if sid is None:
+            return 0
+        floor = self._floor.get(sid, 0)
+        with self._lock, self._env.begin() as txn:
+            cur = txn.cursor(db=self._db.records)
+            if cur.set_range(K.record_key(sid, floor)) and cur.key().startswith(K.u64(sid)):
+                return K.read_u64(cur.key(), 8)
+            tail, _, _, _ = K.state_wall_fields(txn.get(K.u64(sid), db=self._db.state))
+        return tail.seq_num
+
+    def statistics(self) -> LmdbStatistics:
+        """Counters for tests and operators."""
+        with self._lock, self._env.begin() as txn:
+            count = {
+                name: txn.stat(db)["entries"]
+                for name, db in (
+                    ("records", self._db.records),
+                    ("by_ts", self._db.by_ts),
+                    ("gc", self._db.gc),
+                )
+            }
+        info, psize = self._env.info(), self._env.stat()["psize"]
+        return LmdbStatistics(
+            streams=len(self._ids),
+            records=count["records"],
+            index_entries=count["by_ts"],
+            pending_deletions=count["gc"] + len(self._busy),
+            map_size=info["map_size"],
+            used_bytes=(info["last_pgno"] + 1) * psize,
+        )
+
+    def load_catalog(self) -> list[tuple[bytes, bytes]]:
+        with self._lock, self._env.begin(db=self._db.catalog) as txn:
+            return list(txn.cursor())
+
+    # --- background deletions --------------------------------------------------------------------
+
+    def delete_stream(self, key: StreamKey) -> None:
+        self._kick()
+        sid = self._ids.pop(key, None)
+        if sid is not None:
+            # Queued behind any commit of this incarnation still in flight: FIFO on one thread.
+            self._submit(self._gc_step, sid, K.id_key(key))
+
+    def collect(self, key: StreamKey, now: float) -> int:
+        self._kick()
+        sid = self._ids.get(key)
+        if sid is None or sid in self._busy:
+            return 0
+        wall = now + (time.time() - time.monotonic())
+        prefix = K.u64(sid)
+        with self._lock, self._env.begin() as txn:
+            cur = txn.cursor(db=self._db.records)
+            if not (
+                cur.set_range(K.record_key(sid, self._floor.get(sid, 0)))
+                and cur.key().startswith(prefix)
+            ):
+                return 0
+            first = K.read_u64(cur.key(), 8)
+            tail, cut, _, _ = K.state_wall_fields(txn.get(prefix, db=self._db.state))
+            runs = txn.cursor(db=self._db.runs)
+            ok = runs.set_range(prefix) and runs.key().startswith(prefix)
+            # Expiry runs are in write order; the leading runs that have expired go.
+            while ok and K.decode_expiry(runs.value()) <= wall:
+                ok = runs.next() and runs.key().startswith(prefix)
+                cut = max(cut, K.read_u64(runs.key(), 8) if ok else tail.seq_num)
+        cut = min(cut, tail.seq_num)
+        if cut <= first:
+            return 0
+        self._floor[sid] = cut
+        self._busy.add(sid)
+        self._submit(self._drop_below, sid, cut)
+        return cut - first
+
+    def _submit(self, fn: Callable[..., None], *args: object) -> None:
+        if self._closed:
+            return
+        with contextlib.suppress(RuntimeError):  # shut down meanwhile
+            self._writer.submit(self._guarded, fn, *args)
+
+    def _guarded(self, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("background storage job %s failed; retried later", fn.__name__)
+            if fn == self._drop_below:
+                self._busy.discard(args[0])  # the next collect pass plans it again
+            else:
+                self._retry.append((fn, args))
+
+    def _kick(self) -> None:
+        """Re-queue background jobs that failed (e.g. while the disk was full)."""
+        if self._retry:
+            jobs, self._retry = self._retry, []
+            for fn, args in jobs:
+                self._submit(fn, *args)
+
+    def _drop_below(self, sid: int, cut: int) -> None:
+        with self._env.begin(write=True) as txn:
+            more = T.drop_below(txn, self._db, sid, cut)
+        if more:
+            self._submit(self._drop_below, sid, cut)  # behind any commit queued meanwhile
+        else:
+            self._busy.discard(sid)
+
+    def _gc_step(self, sid: int, id_key: bytes) -> None:
+        with self._env.begin(write=True) as txn:
+            done = T.drop_stream(txn, self._db, sid, id_key)
+        if done:
+            self._floor.pop(sid, None)
+        else:
+            self._submit(self._gc_step, sid, id_key)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        # Queued background chunks are dropped: they resume from the gc rows or the next
+        # collect pass after a restart.
+        self._writer.shutdown(wait=True, cancel_futures=True)
+        self._env.close()
+        self._dir_lock.release()
