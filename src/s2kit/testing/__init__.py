@@ -3,6 +3,9 @@
 The pytest plugin (registered automatically when s2kit is installed) provides the
 ``s2kit_lite`` fixture: a fresh lite server per test, as a :class:`LiteEndpoint` with the URL
 and the environment variables S2 clients read.
+
+:mod:`s2kit.testing.faults` is a fault-injection proxy to put between a client and lite, for
+chaos tests (docs/reliability.md).
 """
 
 from __future__ import annotations

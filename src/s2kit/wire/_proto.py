@@ -4,9 +4,10 @@ The message classes are built at import time from a descriptor written out below
 from protoc output, so the field numbers sit next to the code that relies on them and nothing
 is generated. The upb runtime then does the byte-level work in C.
 
-Conversions to and from :mod:`s2kit.types` live here too; they are on the hot path of every
-append and read, so they build frozen values through their slot descriptors (about a third of
-the cost of a frozen dataclass ``__init__``).
+Decoding to :mod:`s2kit.types` lives here; it is on the hot path of every read, so it builds
+frozen values through their slot descriptors (about a third of the cost of a frozen dataclass
+``__init__``). Encoding is written out by hand in :mod:`s2kit.wire._pbenc` (six times cheaper
+than filling upb messages) and re-exported here.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from s2kit.types import (
     SequencedRecord,
     StreamPosition,
 )
+from s2kit.wire._pbenc import encode_append_ack as encode_append_ack
+from s2kit.wire._pbenc import encode_append_input as encode_append_input
+from s2kit.wire._pbenc import encode_read_batch_parts as encode_read_batch_parts
 
 __all__ = [
     "ProtoDecodeError",
@@ -171,26 +175,6 @@ def _position(pb: Any) -> StreamPosition:
 # --- AppendInput ------------------------------------------------------------------------------
 
 
-def encode_append_input(inp: AppendInput) -> bytes:
-    """Serialize an :class:`AppendInput`."""
-    msg = PbAppendInput()
-    add = msg.records.add
-    for r in inp.records:
-        rec = add(body=r.body)
-        if r.timestamp is not None:
-            rec.timestamp = r.timestamp
-        if r.headers:
-            hadd = rec.headers.add
-            for name, value in r.headers:
-                hadd(name=name, value=value)
-    if inp.match_seq_num is not None:
-        msg.match_seq_num = inp.match_seq_num
-    if inp.fencing_token is not None:
-        msg.fencing_token = inp.fencing_token
-    data: bytes = msg.SerializeToString()
-    return data
-
-
 def decode_append_input(data: bytes | memoryview) -> AppendInput:
     """Parse an :class:`AppendInput`; raises :class:`ProtoDecodeError`."""
     msg = _parse(PbAppendInput, data)
@@ -212,21 +196,6 @@ def decode_append_input(data: bytes | memoryview) -> AppendInput:
 # --- AppendAck --------------------------------------------------------------------------------
 
 
-def _set_position(pb: Any, pos: StreamPosition) -> None:
-    pb.seq_num = pos.seq_num
-    pb.timestamp = pos.timestamp
-
-
-def encode_append_ack(ack: AppendAck) -> bytes:
-    """Serialize an :class:`AppendAck`."""
-    msg = PbAppendAck()
-    _set_position(msg.start, ack.start)
-    _set_position(msg.end, ack.end)
-    _set_position(msg.tail, ack.tail)
-    data: bytes = msg.SerializeToString()
-    return data
-
-
 def decode_append_ack(data: bytes | memoryview) -> AppendAck:
     """Parse an :class:`AppendAck`; raises :class:`ProtoDecodeError`."""
     msg = _parse(PbAppendAck, data)
@@ -234,24 +203,6 @@ def decode_append_ack(data: bytes | memoryview) -> AppendAck:
 
 
 # --- ReadBatch --------------------------------------------------------------------------------
-
-
-def encode_read_batch_parts(
-    records: list[SequencedRecord] | tuple[SequencedRecord, ...], tail: StreamPosition | None
-) -> bytes:
-    """Serialize a ReadBatch from its parts without building a :class:`ReadBatch` first."""
-    msg = PbReadBatch()
-    add = msg.records.add
-    for r in records:
-        rec = add(seq_num=r.seq_num, timestamp=r.timestamp, body=r.body)
-        if r.headers:
-            hadd = rec.headers.add
-            for name, value in r.headers:
-                hadd(name=name, value=value)
-    if tail is not None:
-        _set_position(msg.tail, tail)
-    data: bytes = msg.SerializeToString()
-    return data
 
 
 def encode_read_batch(batch: ReadBatch) -> bytes:

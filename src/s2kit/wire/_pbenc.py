@@ -1,0 +1,125 @@
+"""Protobuf *encoding* of the data-plane messages, written out by hand.
+
+Building upb messages field by field crosses from Python into C for every record and header;
+writing the wire format directly is about six times cheaper per record (1.47 → 0.25 µs for a
+1 KiB record), and appends and reads are the hot paths of both the SDK and lite. The output is
+byte-for-byte what upb's ``SerializeToString`` produces for the same message — fields in
+number order, proto3 scalars omitted when zero or empty, explicit-presence fields (``optional``
+and sub-messages) emitted when set — and tests check that equality. Decoding stays with upb
+(:mod:`s2kit.wire._proto`), which is fast there.
+
+Wire format reminder: a field is a key ``(number << 3) | wire_type`` then, for varints (type 0),
+the value in base-128 little-endian groups, and for length-delimited fields (type 2) a varint
+length and the bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from s2kit.types import AppendAck, AppendInput, SequencedRecord, StreamPosition
+
+
+def _varint_slow(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+_SMALL = tuple(_varint_slow(i) for i in range(1 << 14))
+
+
+def varint(n: int) -> bytes:
+    """Unsigned varint (values below 2**14, most lengths, come from a table)."""
+    return _SMALL[n] if n < 16384 else _varint_slow(n)
+
+
+def _headers(field_key: bytes, headers: Sequence[tuple[bytes, bytes]]) -> list[bytes]:
+    out = []
+    for name, value in headers:
+        inner = b""
+        if name:
+            inner = b"\x0a" + varint(len(name)) + name
+        if value:
+            inner += b"\x12" + varint(len(value)) + value
+        out.append(field_key + varint(len(inner)) + inner)
+    return out
+
+
+def _position(field_key: bytes, pos: StreamPosition) -> bytes:
+    inner = b""
+    if pos.seq_num:
+        inner = b"\x08" + varint(pos.seq_num)
+    if pos.timestamp:
+        inner += b"\x10" + varint(pos.timestamp)
+    return field_key + varint(len(inner)) + inner
+
+
+def encode_append_input(inp: AppendInput) -> bytes:
+    """``AppendInput``: records (1), match_seq_num (2, optional), fencing_token (3, optional)."""
+    parts: list[bytes] = []
+    add = parts.append
+    for r in inp.records:
+        body = r.body
+        blen = len(body)
+        headers = r.headers
+        ts = r.timestamp
+        if headers or ts is not None:
+            head = b"" if ts is None else b"\x08" + varint(ts)
+            if headers:
+                head += b"".join(_headers(b"\x12", headers))
+            if blen:
+                head += b"\x1a" + varint(blen)
+            add(b"\x0a" + varint(len(head) + blen) + head)
+        elif blen:
+            tag = b"\x1a" + varint(blen)
+            add(b"\x0a" + varint(blen + len(tag)) + tag)
+        else:
+            add(b"\x0a\x00")
+            continue
+        if blen:
+            add(body)
+    if inp.match_seq_num is not None:
+        add(b"\x10" + varint(inp.match_seq_num))
+    if inp.fencing_token is not None:
+        token = inp.fencing_token.encode()
+        add(b"\x1a" + varint(len(token)) + token)
+    return b"".join(parts)
+
+
+def encode_append_ack(ack: AppendAck) -> bytes:
+    """``AppendAck``: start (1), end (2), tail (3), always present."""
+    return (
+        _position(b"\x0a", ack.start) + _position(b"\x12", ack.end) + _position(b"\x1a", ack.tail)
+    )
+
+
+def encode_read_batch_parts(
+    records: Iterable[SequencedRecord], tail: StreamPosition | None
+) -> bytes:
+    """``ReadBatch``: records (1) of seq_num (1), timestamp (2), headers (3), body (4); tail (2)."""
+    parts: list[bytes] = []
+    add = parts.append
+    for r in records:
+        body = r.body
+        blen = len(body)
+        seq, ts = r.seq_num, r.timestamp
+        head = b"\x08" + varint(seq) if seq else b""
+        if ts:
+            head += b"\x10" + varint(ts)
+        if r.headers:
+            head += b"".join(_headers(b"\x1a", r.headers))
+        if blen:
+            head += b"\x22" + varint(blen)
+            add(b"\x0a" + varint(len(head) + blen) + head)
+            add(body)
+        else:
+            add(b"\x0a" + varint(len(head)) + head)
+    if tail is not None:
+        add(_position(b"\x12", tail))
+    return b"".join(parts)
