@@ -33,6 +33,7 @@ from s2kit.errors import ErrorCode, FencingTokenMismatch, S2Error, SeqNumMismatc
 from s2kit.server._crypto import encode_envelope
 from s2kit.server._storage import Storage, StreamCommit, StreamKey
 from s2kit.types import (
+    SEQUENCED_SETTERS,
     AppendAck,
     AppendInput,
     EncryptionAlgorithm,
@@ -54,22 +55,6 @@ log = logging.getLogger("s2kit.server")
 FOLLOWER_CAPACITY = 25
 """Live batches a follower may have queued before it is switched to a storage scan."""
 AES_GCM_MAX_SEQ_NUM = 2**32 - 1
-_new = object.__new__
-_SR_SET = tuple(
-    SequencedRecord.__dict__[f].__set__ for f in ("seq_num", "timestamp", "headers", "body")
-)
-
-
-def _sequenced(
-    seq: int, ts: int, headers: tuple[tuple[bytes, bytes], ...], body: bytes
-) -> SequencedRecord:
-    obj: SequencedRecord = _new(SequencedRecord)
-    s0, s1, s2, s3 = _SR_SET
-    s0(obj, seq)
-    s1(obj, ts)
-    s2(obj, headers)
-    s3(obj, body)
-    return obj
 
 
 def now_ms() -> int:
@@ -207,32 +192,45 @@ class StreamOwner:
         max_ts = self.max_ts
         token, trim = self.pending_token, self.pending_trim
         out: list[SequencedRecord] = []
+        add = out.append
+        new = object.__new__
+        s_seq, s_ts, s_headers, s_body = SEQUENCED_SETTERS
+        arrival = mode is TimestampingMode.ARRIVAL
+        require = mode is TimestampingMode.CLIENT_REQUIRE
         for r in inp.records:
-            if mode is TimestampingMode.ARRIVAL or r.timestamp is None:
-                if mode is TimestampingMode.CLIENT_REQUIRE:
+            ts = r.timestamp
+            if arrival or ts is None:
+                if require:
                     raise ServerError.for_code(
                         ErrorCode.INVALID, "record timestamp was required but was missing"
                     )
                 ts = now
-            else:
-                ts = r.timestamp
-                if not uncapped and ts > now:
-                    ts = now
+            elif ts > now and not uncapped:
+                ts = now
             if ts < max_ts:
                 ts = max_ts
             max_ts = ts
             headers, body = r.headers, r.body
-            if len(headers) == 1 and not headers[0][0]:
-                op = headers[0][1]
-                if op == b"fence":
-                    token = body.decode()
-                elif op == b"trim":
-                    # A trim never trims past itself (§8.7) and only moves forward.
-                    trim = max(trim, min(struct.unpack(">Q", body)[0], seq + 1))
+            if headers:
+                if len(headers) == 1 and not headers[0][0]:
+                    op = headers[0][1]
+                    if op == b"fence":
+                        token = body.decode()
+                    elif op == b"trim":
+                        # A trim never trims past itself (§8.7) and only moves forward.
+                        trim = max(trim, min(struct.unpack(">Q", body)[0], seq + 1))
+                elif cipher is not None:
+                    body = cipher.encrypt(encode_envelope(headers, body))
+                    headers = ()
             elif cipher is not None:
                 body = cipher.encrypt(encode_envelope(headers, body))
-                headers = ()
-            out.append(_sequenced(seq, ts, headers, body))
+            # Inlined `make_sequenced`: this loop runs once per appended record.
+            rec = new(SequencedRecord)
+            s_seq(rec, seq)
+            s_ts(rec, ts)
+            s_headers(rec, headers)
+            s_body(rec, body)
+            add(rec)
             seq += 1
         retention = cfg.retention_policy
         expiry = None if not isinstance(retention, int) else time.monotonic() + retention

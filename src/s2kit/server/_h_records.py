@@ -51,11 +51,12 @@ def _wants_proto(reply: Reply) -> bool:
 
 
 def _validate(inp: AppendInput) -> list[int]:
+    sizes: list[int] = []
     try:
-        validate_append_input(inp)
+        validate_append_input(inp, sizes)
     except InvalidBatch as exc:
         raise err(ErrorCode.INVALID, str(exc)) from None
-    return [r.metered_bytes for r in inp.records]
+    return sizes
 
 
 def stream_config_header(reply: Reply) -> StreamConfig | None:

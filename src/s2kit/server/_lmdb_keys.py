@@ -32,9 +32,8 @@ import math
 import struct
 from typing import TYPE_CHECKING
 
-from s2kit.server._engine import _sequenced
 from s2kit.server._storage import StreamKey, StreamState
-from s2kit.types import SequencedRecord, StreamPosition
+from s2kit.types import SequencedRecord, StreamPosition, make_sequenced
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -138,7 +137,7 @@ def decode_record(key: Buf, value: Buf) -> tuple[SequencedRecord, int]:
     seq_num: int = _U64X2.unpack_from(key)[1]
     ts, size, count = _REC_HEAD.unpack_from(value)
     if not count:
-        return _sequenced(seq_num, ts, (), bytes(value[16:])), size
+        return make_sequenced(seq_num, ts, (), bytes(value[16:])), size
     pos = 16
     headers = []
     for _ in range(count):
@@ -146,7 +145,7 @@ def decode_record(key: Buf, value: Buf) -> tuple[SequencedRecord, int]:
         pos += 8
         headers.append((bytes(value[pos : pos + n]), bytes(value[pos + n : pos + n + v])))
         pos += n + v
-    return _sequenced(seq_num, ts, tuple(headers), bytes(value[pos:])), size
+    return make_sequenced(seq_num, ts, tuple(headers), bytes(value[pos:])), size
 
 
 def decode_records(
@@ -171,7 +170,7 @@ def decode_records(
         if count:
             records.append(decode_record(k, v)[0])
         else:
-            records.append(_sequenced(key(k)[1], ts, (), bytes(v[16:])))
+            records.append(make_sequenced(key(k)[1], ts, (), bytes(v[16:])))
         sizes.append(size)
         if len(records) >= max_count:
             break

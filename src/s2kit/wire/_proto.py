@@ -18,13 +18,13 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
 from s2kit.types import (
+    RECORD_SETTERS,
     AppendAck,
     AppendInput,
-    Header,
     ReadBatch,
     Record,
-    SequencedRecord,
     StreamPosition,
+    make_sequenced,
 )
 from s2kit.wire._pbenc import encode_append_ack as encode_append_ack
 from s2kit.wire._pbenc import encode_append_input as encode_append_input
@@ -132,35 +132,6 @@ class ProtoDecodeError(ValueError):
     """The bytes are not a valid protobuf message of the expected type."""
 
 
-# Fast construction of frozen values (see the module docstring).
-_new = object.__new__
-_SR_SET = tuple(
-    SequencedRecord.__dict__[f].__set__ for f in ("seq_num", "timestamp", "headers", "body")
-)
-_REC_SET = tuple(Record.__dict__[f].__set__ for f in ("body", "headers", "timestamp"))
-
-
-def _sequenced(
-    seq_num: int, timestamp: int, headers: tuple[Header, ...], body: bytes
-) -> SequencedRecord:
-    obj: SequencedRecord = _new(SequencedRecord)
-    s0, s1, s2, s3 = _SR_SET
-    s0(obj, seq_num)
-    s1(obj, timestamp)
-    s2(obj, headers)
-    s3(obj, body)
-    return obj
-
-
-def _record(body: bytes, headers: tuple[Header, ...], timestamp: int | None) -> Record:
-    obj: Record = _new(Record)
-    s0, s1, s2 = _REC_SET
-    s0(obj, body)
-    s1(obj, headers)
-    s2(obj, timestamp)
-    return obj
-
-
 def _parse(cls: Any, data: bytes | memoryview) -> Any:
     try:
         return cls.FromString(data)
@@ -178,14 +149,19 @@ def _position(pb: Any) -> StreamPosition:
 def decode_append_input(data: bytes | memoryview) -> AppendInput:
     """Parse an :class:`AppendInput`; raises :class:`ProtoDecodeError`."""
     msg = _parse(PbAppendInput, data)
-    records = tuple(
-        _record(
-            r.body,
-            tuple((h.name, h.value) for h in r.headers) if r.headers else (),
-            r.timestamp if r.HasField("timestamp") else None,
-        )
-        for r in msg.records
-    )
+    out: list[Record] = []
+    add = out.append
+    new = object.__new__
+    s_body, s_headers, s_ts = RECORD_SETTERS
+    for r in msg.records:
+        # Inlined `_record`: this loop runs once per appended record on the server.
+        rec = new(Record)
+        s_body(rec, r.body)
+        hs = r.headers
+        s_headers(rec, tuple([(h.name, h.value) for h in hs]) if hs else ())
+        s_ts(rec, r.timestamp if r.HasField("timestamp") else None)
+        add(rec)
+    records = tuple(out)
     return AppendInput(
         records=records,
         match_seq_num=msg.match_seq_num if msg.HasField("match_seq_num") else None,
@@ -214,7 +190,7 @@ def decode_read_batch(data: bytes | memoryview) -> ReadBatch:
     """Parse a :class:`ReadBatch`; raises :class:`ProtoDecodeError`."""
     msg = _parse(PbReadBatch, data)
     records = tuple(
-        _sequenced(
+        make_sequenced(
             r.seq_num,
             r.timestamp,
             tuple((h.name, h.value) for h in r.headers) if r.headers else (),

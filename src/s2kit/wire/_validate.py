@@ -48,8 +48,11 @@ def validate_command(op: bytes, body: bytes) -> None:
         raise InvalidBatch("unknown command")
 
 
-def validate_append_input(inp: AppendInput) -> int:
-    """Validate a batch and return its metered size; raises :class:`InvalidBatch`."""
+def validate_append_input(inp: AppendInput, sizes: list[int] | None = None) -> int:
+    """Validate a batch and return its metered size; raises :class:`InvalidBatch`.
+
+    With ``sizes``, each record's metered size is appended to it (the server keeps them).
+    """
     records = inp.records
     if not records:
         raise InvalidBatch("record batch must not be empty")
@@ -66,6 +69,8 @@ def validate_append_input(inp: AppendInput) -> int:
         if size > MAX_BATCH_BYTES:
             raise InvalidBatch("record must have metered size less than 1 MiB")
         total += size
+        if sizes is not None:
+            sizes.append(size)
         if headers:
             if len(headers) == 1 and not headers[0][0]:
                 validate_command(headers[0][1], r.body)
