@@ -81,30 +81,43 @@ class ProducerStatistics:
 
 
 class RecordTicket:
-    """Resolves to the :class:`RecordAck` of one submitted record."""
+    """Resolves to the :class:`RecordAck` of one submitted record.
 
-    __slots__ = ("_future",)
+    Tickets of one batch share the batch's single future (a future per record was the largest
+    per-record cost of producing); the record's own ack is derived when awaited.
+    """
 
-    def __init__(self, future: asyncio.Future[RecordAck]) -> None:
-        self._future = future
+    __slots__ = ("_batch", "_index")
+
+    def __init__(self, batch: _Batch, index: int) -> None:
+        self._batch = batch
+        self._index = index
 
     def __await__(self) -> Generator[Any, None, RecordAck]:
-        return self._future.__await__()
+        ack = yield from self._batch.future.__await__()
+        return RecordAck(seq_num=ack.start.seq_num + self._index, batch=ack)
 
     def done(self) -> bool:
         """Whether the outcome is in."""
-        return self._future.done()
+        return self._batch.future.done()
 
 
 class _Batch:
-    __slots__ = ("bytes", "futures", "match", "records", "timer")
+    __slots__ = ("_future", "bytes", "match", "records", "timer")
 
     def __init__(self) -> None:
         self.records: list[Record] = []
-        self.futures: list[asyncio.Future[RecordAck]] = []
+        self._future: asyncio.Future[AppendAck] | None = None
         self.bytes = 0
         self.timer: asyncio.TimerHandle | None = None
         self.match: int | None = None  # fixed at the first submit, kept by every re-submit
+
+    @property
+    def future(self) -> asyncio.Future[AppendAck]:
+        """The batch's outcome, shared by its records' tickets (made on first use)."""
+        if self._future is None:
+            self._future = asyncio.get_running_loop().create_future()
+        return self._future
 
 
 class Producer:
@@ -192,9 +205,8 @@ class Producer:
         ):
             self._close_batch()
             b = self._batch
-        future: asyncio.Future[RecordAck] = asyncio.get_running_loop().create_future()
+        index = len(b.records)
         b.records.append(record)
-        b.futures.append(future)
         b.bytes += size
         self._unresolved += 1
         self._drained.clear()
@@ -204,7 +216,7 @@ class Producer:
             b.timer = asyncio.get_running_loop().call_later(
                 self._batching.linger, self._linger_expired, b
             )
-        return RecordTicket(future)
+        return RecordTicket(b, index)
 
     def _linger_expired(self, batch: _Batch) -> None:
         if batch is self._batch and batch.records:
@@ -288,16 +300,17 @@ class Producer:
         self._room.set()
 
     def _settle(self, b: _Batch, outcome: AppendAck | S2Error) -> None:
-        for i, f in enumerate(b.futures):
-            if f.done():
-                continue
-            if isinstance(outcome, S2Error):
-                f.set_exception(outcome)
-                f.exception()
-            else:
-                f.set_result(RecordAck(seq_num=outcome.start.seq_num + i, batch=outcome))
-            self._unresolved -= 1
-        b.futures = []
+        if not b.records:
+            return
+        f = b.future
+        if f.done():
+            return
+        if isinstance(outcome, S2Error):
+            f.set_exception(outcome)
+            f.exception()  # retrieved: tickets may never be awaited
+        else:
+            f.set_result(outcome)
+        self._unresolved -= len(b.records)
         self._reserved -= b.bytes
         b.bytes = 0
         self._room.set()
