@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from s2kit.types import AppendAck, AppendInput, ReadBatch, Record, SequencedRecord, StreamPosition
-from s2kit.wire import _pbenc, _proto
+from s2kit.wire import _pbdec, _pbenc, _proto
 
 u64 = st.integers(min_value=0, max_value=2**64 - 1)
 small_bytes = st.binary(max_size=40)
@@ -55,6 +55,37 @@ def test_append_input_matches_upb_and_round_trips(inp: AppendInput) -> None:
     data = _proto.encode_append_input(inp)
     assert data == _upb_input(inp)
     assert _proto.decode_append_input(data) == inp
+
+
+@given(inputs)
+def test_fast_append_input_decoder_agrees_with_upb(inp: AppendInput) -> None:
+    data = _upb_input(inp)
+    fast = _pbdec.decode_append_input(data)
+    assert fast is not None
+    assert fast == inp
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x0a\x00",  # an empty record
+        b"\x0a\x00\x0a\x03\x1a\x01x",  # empty, then a body
+        b"\x0a\x04\x1a\x01x\x08",  # truncated varint inside a record
+        b"\x0a\x05\x1a\x09xy",  # body longer than its record
+        b"\x0a\x03\x22\x01x",  # an unknown field: upb keeps or rejects it, not us
+        b"\x10\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01",  # match_seq_num overflow
+        b"\x1a\x02\xff\xfe",  # fencing token that is not UTF-8
+        b"\xff",
+    ],
+)
+def test_fast_decoder_agrees_with_upb_or_defers(data: bytes) -> None:
+    fast = _pbdec.decode_append_input(data)
+    try:
+        upb = _proto.decode_append_input(bytearray(data))  # bytearray: the upb path
+    except _proto.ProtoDecodeError:
+        assert fast is None
+    else:
+        assert fast is None or fast == upb
 
 
 @given(positions, positions, positions)

@@ -26,6 +26,7 @@ from s2kit.types import (
     StreamPosition,
     make_sequenced,
 )
+from s2kit.wire import _pbdec
 from s2kit.wire._pbenc import encode_append_ack as encode_append_ack
 from s2kit.wire._pbenc import encode_append_input as encode_append_input
 from s2kit.wire._pbenc import encode_read_batch_parts as encode_read_batch_parts
@@ -148,6 +149,8 @@ def _position(pb: Any) -> StreamPosition:
 
 def decode_append_input(data: bytes | memoryview) -> AppendInput:
     """Parse an :class:`AppendInput`; raises :class:`ProtoDecodeError`."""
+    if type(data) is bytes and (fast := _pbdec.decode_append_input(data)) is not None:
+        return fast
     msg = _parse(PbAppendInput, data)
     out: list[Record] = []
     add = out.append
