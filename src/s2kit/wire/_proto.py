@@ -19,12 +19,13 @@ from google.protobuf.message import DecodeError
 
 from s2kit.types import (
     RECORD_SETTERS,
+    SEQUENCED_SETTERS,
     AppendAck,
     AppendInput,
     ReadBatch,
     Record,
+    SequencedRecord,
     StreamPosition,
-    make_sequenced,
 )
 from s2kit.wire import _pbdec
 from s2kit.wire._pbenc import encode_append_ack as encode_append_ack
@@ -192,14 +193,19 @@ def encode_read_batch(batch: ReadBatch) -> bytes:
 def decode_read_batch(data: bytes | memoryview) -> ReadBatch:
     """Parse a :class:`ReadBatch`; raises :class:`ProtoDecodeError`."""
     msg = _parse(PbReadBatch, data)
-    records = tuple(
-        make_sequenced(
-            r.seq_num,
-            r.timestamp,
-            tuple((h.name, h.value) for h in r.headers) if r.headers else (),
-            r.body,
-        )
-        for r in msg.records
-    )
+    out: list[SequencedRecord] = []
+    add = out.append
+    new = object.__new__
+    s_seq, s_ts, s_headers, s_body = SEQUENCED_SETTERS
+    for r in msg.records:
+        # Inlined `make_sequenced`: this loop runs once per record read.
+        rec = new(SequencedRecord)
+        s_seq(rec, r.seq_num)
+        s_ts(rec, r.timestamp)
+        hs = r.headers
+        s_headers(rec, tuple([(h.name, h.value) for h in hs]) if hs else ())
+        s_body(rec, r.body)
+        add(rec)
+    records = tuple(out)
     tail = _position(msg.tail) if msg.HasField("tail") else None
     return ReadBatch(records=records, tail=tail)
