@@ -380,9 +380,19 @@ class UsageError(S2Error, ValueError):
 
 
 class ClosedError(S2Error):
-    """The object was closed by its owner."""
+    """The object was closed by its owner.
 
-    has_no_side_effects = True
+    ``maybe_applied`` is set on the tickets of appends that were already handed to the network
+    when their session was aborted: their outcome is unknown (``is_indefinite``).
+    """
+
+    def __init__(self, message: str = "closed", *, maybe_applied: bool = False) -> None:
+        super().__init__(message)
+        self.maybe_applied = maybe_applied
+
+    @property
+    def has_no_side_effects(self) -> bool:  # type: ignore[override]
+        return not self.maybe_applied
 
 
 class BrokenError(S2Error):

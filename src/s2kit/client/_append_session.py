@@ -213,12 +213,25 @@ class AppendSession:
         self._error = self._error or ClosedError("append session closed")
 
     async def abort(self) -> None:
-        """Stop now; unacknowledged tickets fail with :class:`~s2kit.errors.ClosedError`."""
+        """Stop now; unacknowledged tickets fail with :class:`~s2kit.errors.ClosedError`.
+
+        Inputs whose bytes had already been handed to the network may or may not have been
+        appended: their error has ``maybe_applied`` set (so ``has_no_side_effects`` is False).
+        """
         self._closing = True
         if self._driver is not None:
             self._driver.cancel()
             with contextlib.suppress(asyncio.CancelledError, S2Error):
                 await self._driver
+        s = self._s
+        unknown = ClosedError(
+            "append session aborted with this input in flight: it may have been appended",
+            maybe_applied=True,
+        )
+        for e in (*s.inflight, *s.queue):
+            if e.sent_in and not e.future.done():
+                e.future.set_exception(unknown)
+                e.future.exception()
         self._fail(ClosedError("append session aborted"))
 
     def statistics(self) -> AppendSessionStatistics:
@@ -288,7 +301,9 @@ class AppendSession:
         except BaseException as exc:
             if not isinstance(exc, asyncio.CancelledError):
                 self._fail(
-                    exc if isinstance(exc, S2Error) else ClosedError(f"session crashed: {exc!r}")
+                    exc
+                    if isinstance(exc, S2Error)
+                    else ClosedError(f"session crashed: {exc!r}", maybe_applied=True)
                 )
             raise
 

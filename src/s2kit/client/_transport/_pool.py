@@ -163,7 +163,11 @@ class ConnectionPool:
         self._waiters.clear()
         conns = list(self._all)
         for conn in conns:
-            conn.close(lambda stream: ClosedError(f"{stream!r}: the connection pool was closed"))
+            conn.close(
+                lambda stream: ClosedError(
+                    f"{stream!r}: the connection pool was closed", maybe_applied=stream.data_sent
+                )
+            )
         try:
             if connecting:
                 await asyncio.wait(connecting)

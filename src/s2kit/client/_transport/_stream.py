@@ -231,7 +231,9 @@ class H2Stream:
         if self._state in _TERMINAL:
             return
         self._conn._reset_stream(self.stream_id, error_code)
-        self._error = ClosedError(f"stream {self.stream_id} was reset")
+        self._error = ClosedError(
+            f"stream {self.stream_id} was reset", maybe_applied=self.data_sent
+        )
         self._transition(_I.RESET)
         self._chunks.clear()
         self._wake()
