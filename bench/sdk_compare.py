@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import time
 import uuid
@@ -133,14 +134,14 @@ async def one_round(url: str, sdk: str, n: int, results: dict[str, list[float]])
             results[f"{sdk} read MiB/s"].append(n * 1024 / MIB / m.wall)
             results[f"{sdk} read cpu_us"].append(m.cpu / n * 1e6)
             m = Measure()
-            await m.run(lambda: producer(stream(names[1]), n // 4))
-            results[f"{sdk} producer rec/s"].append(n // 4 / m.wall)
-            results[f"{sdk} producer cpu_us"].append(m.cpu / (n // 4) * 1e6)
+            await m.run(lambda: producer(stream(names[1]), n))
+            results[f"{sdk} producer rec/s"].append(n / m.wall)
+            results[f"{sdk} producer cpu_us"].append(m.cpu / n * 1e6)
         finally:
             await (client.aclose() if sdk == "s2kit" else client.close())
 
 
-async def main(n: int, rounds: int) -> None:
+async def main(n: int, rounds: int, pin: bool) -> None:
     results: dict[str, list[float]] = {
         f"{sdk} {what}": []
         for sdk in ("s2kit", "official")
@@ -154,6 +155,10 @@ async def main(n: int, rounds: int) -> None:
         )
     }
     with Server() as server:
+        if pin:
+            # Lite on one core, the client on the other: each side's own ceiling shows.
+            os.sched_setaffinity(server.pid, {1})
+            os.sched_setaffinity(0, {0})
         async with s2kit.S2("t", endpoints=s2kit.Endpoints.for_url(server.url)) as admin:
             await admin.create_basin(BASIN)
         for _ in range(rounds):
@@ -183,5 +188,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=40_000, help="records per workload")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per SDK")
+    parser.add_argument(
+        "--pin", action="store_true", help="pin lite to CPU 1 and this client to CPU 0"
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.records, args.rounds))
+    asyncio.run(main(args.records, args.rounds, args.pin))

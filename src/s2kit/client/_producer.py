@@ -142,6 +142,9 @@ class Producer:
         self._sessions = 1
         self._past_attempts = 0  # attempts of the sessions already replaced
         self._batching = batching
+        self._max_records = batching.max_records
+        self._max_batch_bytes = batching.max_bytes
+        self._max_record = min(batching.max_bytes, MAX_BATCH_BYTES)
         self._fencing_token = fencing_token
         self._next_match = match_seq_num
         # Records wait here before their batch reaches the session: bound both by one cap.
@@ -187,32 +190,37 @@ class Producer:
             UsageError: the record alone exceeds the batch limit.
             S2Error: the producer failed earlier (that error).
         """
-        size = metered_bytes(record.headers, record.body)
-        if size > min(self._batching.max_bytes, MAX_BATCH_BYTES):
+        # Per-record hot path: plain attribute reads and inlined checks.
+        headers = record.headers
+        size = metered_bytes(headers, record.body) if headers else 8 + len(record.body)
+        if size > self._max_record:
             raise UsageError("record exceeds the batch size limit")
-        while True:
+        if self._error is not None or self._closing:
             self._check()
-            if self._reserved + size <= self._max_bytes or self._reserved == 0:
-                break
-            self._room.clear()
-            await self._room.wait()
+        if self._reserved and self._reserved + size > self._max_bytes:
+            while self._reserved and self._reserved + size > self._max_bytes:
+                self._room.clear()
+                await self._room.wait()
+                self._check()
         self._reserved += size
-        self._start()
+        if not self._tasks:
+            self._start()
         b = self._batch
-        if b.records and (
-            len(b.records) >= self._batching.max_records
-            or b.bytes + size > self._batching.max_bytes
-        ):
+        records = b.records
+        max_records = self._max_records
+        if records and (len(records) >= max_records or b.bytes + size > self._max_batch_bytes):
             self._close_batch()
             b = self._batch
-        index = len(b.records)
-        b.records.append(record)
+            records = b.records
+        index = len(records)
+        records.append(record)
         b.bytes += size
+        if not self._unresolved:
+            self._drained.clear()
         self._unresolved += 1
-        self._drained.clear()
-        if len(b.records) >= self._batching.max_records:
+        if index + 1 >= max_records:
             self._close_batch()
-        elif b.timer is None and len(b.records) == 1:
+        elif index == 0:
             b.timer = asyncio.get_running_loop().call_later(
                 self._batching.linger, self._linger_expired, b
             )
