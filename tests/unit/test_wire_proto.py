@@ -138,3 +138,13 @@ def test_command_record_header_with_empty_name() -> None:
 def test_invalid_protobuf_raises(data: bytes) -> None:
     with pytest.raises(_proto.ProtoDecodeError):
         _proto.decode_append_input(data)
+
+
+@given(u64)
+def test_varint_fast_paths_agree_with_the_loop(n: int) -> None:
+    assert _pbenc.varint(n) == _pbenc._varint_slow(n)
+
+
+@pytest.mark.parametrize("n", [2**14 - 1, 2**14, 2**21 - 1, 2**21, 2**28 - 1, 2**28, 2**64 - 1])
+def test_varint_boundaries(n: int) -> None:
+    assert _pbenc.varint(n) == _pbenc._varint_slow(n)

@@ -36,7 +36,15 @@ _SMALL = tuple(_varint_slow(i) for i in range(1 << 14))
 
 def varint(n: int) -> bytes:
     """Unsigned varint (values below 2**14, most lengths, come from a table)."""
-    return _SMALL[n] if n < 16384 else _varint_slow(n)
+    if n < 16384:
+        return _SMALL[n]
+    if n < 1 << 21:
+        return bytes(((n & 0x7F) | 0x80, ((n >> 7) & 0x7F) | 0x80, n >> 14))
+    if n < 1 << 28:
+        return bytes(
+            ((n & 0x7F) | 0x80, ((n >> 7) & 0x7F) | 0x80, ((n >> 14) & 0x7F) | 0x80, n >> 21)
+        )
+    return _varint_slow(n)
 
 
 def _headers(field_key: bytes, headers: Sequence[tuple[bytes, bytes]]) -> list[bytes]:
@@ -105,13 +113,17 @@ def encode_read_batch_parts(
     """``ReadBatch``: records (1) of seq_num (1), timestamp (2), headers (3), body (4); tail (2)."""
     parts: list[bytes] = []
     add = parts.append
+    last_ts, ts_field = -1, b""
     for r in records:
         body = r.body
         blen = len(body)
         seq, ts = r.seq_num, r.timestamp
         head = b"\x08" + varint(seq) if seq else b""
         if ts:
-            head += b"\x10" + varint(ts)
+            # Timestamps are large (6-byte varints) and usually repeat within a batch.
+            if ts != last_ts:
+                last_ts, ts_field = ts, b"\x10" + varint(ts)
+            head += ts_field
         if r.headers:
             head += b"".join(_headers(b"\x1a", r.headers))
         if blen:
