@@ -16,12 +16,14 @@ if TYPE_CHECKING:
     from s2kit.client import S2 as S2
     from s2kit.client import AppendRetryPolicy as AppendRetryPolicy
     from s2kit.client import AppendSession as AppendSession
+    from s2kit.client import AppendSessionStatistics as AppendSessionStatistics
     from s2kit.client import AppendTicket as AppendTicket
     from s2kit.client import Basin as Basin
     from s2kit.client import Batching as Batching
     from s2kit.client import Compression as Compression
     from s2kit.client import Endpoints as Endpoints
     from s2kit.client import Producer as Producer
+    from s2kit.client import ProducerStatistics as ProducerStatistics
     from s2kit.client import ReadSession as ReadSession
     from s2kit.client import ReadSessionRetryPolicy as ReadSessionRetryPolicy
     from s2kit.client import RecordAck as RecordAck
@@ -38,10 +40,12 @@ if TYPE_CHECKING:
     from s2kit.types import BasinConfig as BasinConfig
     from s2kit.types import BasinInfo as BasinInfo
     from s2kit.types import BasinReconfiguration as BasinReconfiguration
+    from s2kit.types import BasinState as BasinState
     from s2kit.types import CommandRecord as CommandRecord
     from s2kit.types import EncryptionAlgorithm as EncryptionAlgorithm
     from s2kit.types import ExactMatch as ExactMatch
     from s2kit.types import GaugeMetric as GaugeMetric
+    from s2kit.types import Header as Header
     from s2kit.types import LabelMetric as LabelMetric
     from s2kit.types import Metric as Metric
     from s2kit.types import MetricUnit as MetricUnit
@@ -52,6 +56,7 @@ if TYPE_CHECKING:
     from s2kit.types import ProvisionResult as ProvisionResult
     from s2kit.types import ReadBatch as ReadBatch
     from s2kit.types import ReadLimit as ReadLimit
+    from s2kit.types import ReadStart as ReadStart
     from s2kit.types import ReadWritePermissions as ReadWritePermissions
     from s2kit.types import Record as Record
     from s2kit.types import ScalarMetric as ScalarMetric
@@ -73,6 +78,11 @@ if TYPE_CHECKING:
 # Exports are resolved lazily so that importing a sans-IO module such as ``s2kit.wire`` does not
 # pull in the client (and asyncio) through this package.
 _EXPORTS = {
+    "AppendSessionStatistics": "s2kit.client",
+    "ProducerStatistics": "s2kit.client",
+    "BasinState": "s2kit.types",
+    "ReadStart": "s2kit.types",
+    "Header": "s2kit.types",
     "AccessTokenInfo": "s2kit.types",
     "AccessTokenScope": "s2kit.types",
     "ExactMatch": "s2kit.types",
@@ -149,11 +159,13 @@ __all__ = [
     "AppendInput",
     "AppendRetryPolicy",
     "AppendSession",
+    "AppendSessionStatistics",
     "AppendTicket",
     "Basin",
     "BasinConfig",
     "BasinInfo",
     "BasinReconfiguration",
+    "BasinState",
     "Batching",
     "CommandRecord",
     "Compression",
@@ -161,6 +173,7 @@ __all__ = [
     "Endpoints",
     "ExactMatch",
     "GaugeMetric",
+    "Header",
     "LabelMetric",
     "Metric",
     "MetricUnit",
@@ -169,11 +182,13 @@ __all__ = [
     "PermittedOperationGroups",
     "PrefixMatch",
     "Producer",
+    "ProducerStatistics",
     "ProvisionResult",
     "ReadBatch",
     "ReadLimit",
     "ReadSession",
     "ReadSessionRetryPolicy",
+    "ReadStart",
     "ReadWritePermissions",
     "Record",
     "RecordAck",
