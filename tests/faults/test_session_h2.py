@@ -277,6 +277,24 @@ async def test_s19_reconnect_flag_loses_nothing(
     assert proxy.stats.faults["reconnect-flag"] == 1
 
 
+@pytest.mark.parametrize("policy", POLICIES)
+async def test_s19_reconnect_flag_moves_an_idle_session_to_a_new_exchange(
+    proxy: FaultProxy, make_client: ClientFactory, direct: S2, names: tuple[str, str],
+    policy: AppendRetryPolicy,
+) -> None:  # fmt: skip
+    # The first exchange carries the flag; once everything is acked the session ends it
+    # cleanly, and the next submit opens a second exchange, without a failure or a retry.
+    proxy.add(StreamFault(match=SESSION, reconnect_flag=True, times=1))
+    session, ledger = await submit_n(make_client(policy), names, "s19-move")
+    assert session.statistics().attempts == 1
+    for _ in range(3):
+        await ledger.submit(session)
+    await wait_done(ledger)
+    assert session.statistics().attempts == 2
+    await finish(session, ledger, direct, names, policy)
+    assert sum(1 for r in proxy.requests if SESSION.matches(r)) == 2
+
+
 async def test_s5_ack_timeout_is_measured_from_hand_off_of_the_oldest_input(
     proxy: FaultProxy, make_client: ClientFactory, names: tuple[str, str],
 ) -> None:  # fmt: skip

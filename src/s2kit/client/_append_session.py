@@ -107,6 +107,9 @@ class _State:
     prev_end: int | None = None
     wire_touched: bool = False
     """Whether any body byte of the last attempt reached the transport (its ``data_sent``)."""
+    reconnect: bool = False
+    """The server advised reconnecting (S2S flag R): end this exchange once nothing is in
+    flight, and continue on a new one (retry-safety.md §7.4 S19)."""
 
 
 class AppendSession:
@@ -282,7 +285,12 @@ class AppendSession:
                 s.attempt += 1
                 try:
                     await self._attempt(s.attempt)
-                    return
+                    if self._closing and self._idle():
+                        return
+                    # A clean end with nothing in flight (reconnect advised, or the server
+                    # closed an idle session): continue on a new exchange, no budget spent.
+                    s.reconnect = False
+                    continue
                 except S2Error as exc:
                     # Entries are marked handed off before their bytes go to the transport;
                     # if the exchange never passed it a body byte (a window of 0, S15), none
@@ -344,8 +352,8 @@ class AppendSession:
         s = self._s
         loop = asyncio.get_running_loop()
         while True:
-            if not s.queue:
-                if self._closing:
+            if not s.queue or (s.reconnect and not s.inflight):
+                if self._closing or (s.reconnect and not s.inflight):
                     with _response_complete():
                         await stream.end()
                     return
@@ -374,6 +382,7 @@ class AppendSession:
         if status != 200:
             raise server_error(status, await stream.read_all(64 * 1024))
         decoder = _s2s.FrameDecoder()
+        s = self._s
         while True:
             chunk = await stream.read_chunk()
             if chunk is None:
@@ -381,8 +390,8 @@ class AppendSession:
                     decoder.end_of_stream()
                 except S2Error as exc:
                     raise RemoteProtocolError(str(exc)) from exc
-                if self._idle() and self._closing:
-                    return
+                if not s.inflight:
+                    return  # nothing lost; `_run` decides whether to go on
                 # A clean end with inputs unacknowledged: not retryable (S10).
                 raise RemoteProtocolError("append session ended with inputs unacknowledged")
             decoder.receive_data(chunk)
@@ -394,6 +403,9 @@ class AppendSession:
                 except _proto.ProtoDecodeError as exc:
                     raise RemoteProtocolError(f"undecodable ack: {exc}") from exc
                 self._on_ack(ack)
+                if event.reconnect_advised and not s.reconnect:
+                    s.reconnect = True
+                    self._changed.set()
             if self._closing and self._idle():
                 self._changed.set()
 
