@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final, Generic, Literal, TypeAlias, TypeVar
@@ -71,45 +72,53 @@ def _as_bytes(value: bytes | str) -> bytes:
     return value.encode() if isinstance(value, str) else bytes(value)
 
 
-def _as_headers(
-    headers: tuple[Header, ...] | list[tuple[bytes | str, bytes | str]] | None,
-) -> tuple[Header, ...]:
+def _as_headers(headers: Iterable[tuple[bytes | str, bytes | str]] | None) -> tuple[Header, ...]:
     if not headers:
         return ()
     return tuple((_as_bytes(n), _as_bytes(v)) for n, v in headers)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Record:
     """A record to append.
 
-    ``body`` and header names/values may be given as ``str`` (stored as UTF-8).
+    ``body`` and header names/values may be given as ``str`` (stored as UTF-8), and headers as
+    any iterable of pairs; the fields always hold ``bytes`` and a tuple.
     """
 
-    body: bytes = b""
+    body: bytes
     """The payload."""
-    headers: tuple[Header, ...] = ()
+    headers: tuple[Header, ...]
     """Headers, in order."""
-    timestamp: int | None = None
+    timestamp: int | None
     """Client timestamp (ms since the epoch by convention); ``None`` lets the server decide."""
 
-    def __post_init__(self) -> None:
-        # Accepting str and lists is a convenience; the common bytes/tuple case costs two checks.
-        if type(self.body) is not bytes:
-            object.__setattr__(self, "body", _as_bytes(self.body))
-        headers = self.headers
-        if headers and (
-            type(headers) is not tuple
-            or any(type(n) is not bytes or type(v) is not bytes for n, v in headers)
+    def __init__(
+        self,
+        *,
+        body: bytes | str = b"",
+        headers: Iterable[tuple[bytes | str, bytes | str]] = (),
+        timestamp: int | None = None,
+    ) -> None:
+        # The common case (bytes body, no headers) costs two type checks and three stores.
+        setter = RECORD_SETTERS
+        setter[0](self, body if type(body) is bytes else _as_bytes(body))
+        if type(headers) is tuple and all(
+            type(n) is bytes and type(v) is bytes for n, v in headers
         ):
-            object.__setattr__(self, "headers", _as_headers(headers))
-        elif type(headers) is not tuple:
-            object.__setattr__(self, "headers", ())
+            setter[1](self, headers)
+        else:
+            setter[1](self, _as_headers(headers))
+        setter[2](self, timestamp)
 
     @property
     def metered_bytes(self) -> int:
         """The record's metered size (s2-api.md §2)."""
         return metered_bytes(self.headers, self.body)
+
+
+# Slot setters of Record, for its __init__ and for decoders that build records directly.
+RECORD_SETTERS = tuple(Record.__dict__[f].__set__ for f in ("body", "headers", "timestamp"))
 
 
 def metered_bytes(headers: tuple[Header, ...], body: bytes) -> int:
@@ -212,7 +221,6 @@ _new = object.__new__
 SEQUENCED_SETTERS = tuple(
     SequencedRecord.__dict__[f].__set__ for f in ("seq_num", "timestamp", "headers", "body")
 )
-RECORD_SETTERS = tuple(Record.__dict__[f].__set__ for f in ("body", "headers", "timestamp"))
 
 
 def make_sequenced(
