@@ -148,20 +148,30 @@ class CommandRecord:
         )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, init=False)
 class AppendInput:
-    """One batch to append atomically: 1–1000 records, at most 1 MiB metered."""
+    """One batch to append atomically: 1–1000 records, at most 1 MiB metered.
+
+    ``records`` may be any iterable; it is stored as a tuple.
+    """
 
     records: tuple[Record, ...]
     """The records, in order."""
-    match_seq_num: int | None = None
+    match_seq_num: int | None
     """Append only if the stream's next seq_num equals this."""
-    fencing_token: str | None = None
+    fencing_token: str | None
     """Append only if the stream's fencing token equals this."""
 
-    def __post_init__(self) -> None:
-        if type(self.records) is not tuple:
-            object.__setattr__(self, "records", tuple(self.records))
+    def __init__(
+        self,
+        *,
+        records: Iterable[Record],
+        match_seq_num: int | None = None,
+        fencing_token: str | None = None,
+    ) -> None:
+        object.__setattr__(self, "records", records if type(records) is tuple else tuple(records))
+        object.__setattr__(self, "match_seq_num", match_seq_num)
+        object.__setattr__(self, "fencing_token", fencing_token)
 
     @property
     def metered_bytes(self) -> int:
