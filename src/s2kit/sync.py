@@ -29,13 +29,18 @@ from s2kit.client import ReadSession as AsyncReadSession
 from s2kit.client import Stream as AsyncStream
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from s2kit.client import AppendSessionStatistics
     from s2kit.types import (
+        AccessTokenInfo,
+        AccessTokenScope,
         AppendAck,
         AppendInput,
         BasinConfig,
         BasinInfo,
         BasinReconfiguration,
+        Metric,
         Page,
         ProvisionResult,
         ReadBatch,
@@ -44,6 +49,7 @@ if TYPE_CHECKING:
         StreamInfo,
         StreamPosition,
         StreamReconfiguration,
+        TimeseriesInterval,
     )
 
 __all__ = ["AppendSession", "Basin", "Producer", "ReadSession", "S2", "Stream", "Ticket"]
@@ -165,6 +171,75 @@ class S2:
     def delete_basin(self, name: str, *, ignore_not_found: bool = False) -> None:
         """Start deleting a basin."""
         _run(self._s2.delete_basin(name, ignore_not_found=ignore_not_found))
+
+    def issue_access_token(
+        self,
+        token_id: str,
+        scope: AccessTokenScope,
+        *,
+        expires_at: datetime | None = None,
+        auto_prefix_streams: bool = False,
+    ) -> str:
+        """Issue an access token; returns its secret."""
+        return _run(
+            self._s2.issue_access_token(
+                token_id, scope, expires_at=expires_at, auto_prefix_streams=auto_prefix_streams
+            )
+        )
+
+    def list_access_tokens(
+        self, *, prefix: str = "", start_after: str = "", limit: int | None = None
+    ) -> Page[AccessTokenInfo]:
+        """One page of access tokens."""
+        return _run(
+            self._s2.list_access_tokens(prefix=prefix, start_after=start_after, limit=limit)
+        )
+
+    def revoke_access_token(self, token_id: str) -> None:
+        """Revoke an access token."""
+        _run(self._s2.revoke_access_token(token_id))
+
+    def account_metrics(
+        self,
+        metric_set: str,
+        *,
+        start: int | None = None,
+        end: int | None = None,
+        interval: TimeseriesInterval | None = None,
+    ) -> list[Metric]:
+        """Account metrics."""
+        return _run(self._s2.account_metrics(metric_set, start=start, end=end, interval=interval))
+
+    def basin_metrics(
+        self,
+        basin: str,
+        metric_set: str,
+        *,
+        start: int | None = None,
+        end: int | None = None,
+        interval: TimeseriesInterval | None = None,
+    ) -> list[Metric]:
+        """Basin metrics."""
+        return _run(
+            self._s2.basin_metrics(basin, metric_set, start=start, end=end, interval=interval)
+        )
+
+    def stream_metrics(
+        self,
+        basin: str,
+        stream: str,
+        metric_set: str = "storage",
+        *,
+        start: int | None = None,
+        end: int | None = None,
+        interval: TimeseriesInterval | None = None,
+    ) -> list[Metric]:
+        """Stream metrics."""
+        return _run(
+            self._s2.stream_metrics(
+                basin, stream, metric_set, start=start, end=end, interval=interval
+            )
+        )
 
 
 class Basin:
