@@ -27,11 +27,12 @@ from s2kit.client import Basin as AsyncBasin
 from s2kit.client import Producer as AsyncProducer
 from s2kit.client import ReadSession as AsyncReadSession
 from s2kit.client import Stream as AsyncStream
+from s2kit.types import SeqNum
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from s2kit.client import AppendSessionStatistics
+    from s2kit.client import AppendRetryPolicy, AppendSessionStatistics, Batching
     from s2kit.types import (
         AccessTokenInfo,
         AccessTokenScope,
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
         Page,
         ProvisionResult,
         ReadBatch,
+        ReadLimit,
+        ReadStart,
         Record,
         StreamConfig,
         StreamInfo,
@@ -51,6 +54,8 @@ if TYPE_CHECKING:
         StreamReconfiguration,
         TimeseriesInterval,
     )
+
+_FROM_START = SeqNum(0)
 
 __all__ = ["AppendSession", "Basin", "Producer", "ReadSession", "S2", "Stream", "Ticket"]
 
@@ -136,9 +141,11 @@ class S2:
         """A basin handle."""
         return Basin(self._s2.basin(name))
 
-    def list_basins(self, **kwargs: Any) -> Page[BasinInfo]:
+    def list_basins(
+        self, *, prefix: str = "", start_after: str = "", limit: int | None = None
+    ) -> Page[BasinInfo]:
         """One page of basins."""
-        return _run(self._s2.list_basins(**kwargs))
+        return _run(self._s2.list_basins(prefix=prefix, start_after=start_after, limit=limit))
 
     def iter_basins(self, *, prefix: str = "") -> Iterator[BasinInfo]:
         """Every basin with ``prefix``."""
@@ -253,9 +260,11 @@ class Basin:
         """A stream handle."""
         return Stream(self._b.stream(name))
 
-    def list_streams(self, **kwargs: Any) -> Page[StreamInfo]:
+    def list_streams(
+        self, *, prefix: str = "", start_after: str = "", limit: int | None = None
+    ) -> Page[StreamInfo]:
         """One page of streams."""
-        return _run(self._b.list_streams(**kwargs))
+        return _run(self._b.list_streams(prefix=prefix, start_after=start_after, limit=limit))
 
     def iter_streams(self, *, prefix: str = "") -> Iterator[StreamInfo]:
         """Every stream with ``prefix``."""
@@ -310,21 +319,81 @@ class Stream:
         """Append one batch."""
         return _run(self._s.append(inp))
 
-    def read(self, *args: Any, **kwargs: Any) -> ReadBatch:
+    def read(
+        self,
+        start: ReadStart = _FROM_START,
+        *,
+        limit: ReadLimit | None = None,
+        until: int | None = None,
+        clamp: bool = False,
+        wait: int | None = None,
+    ) -> ReadBatch:
         """Read one batch (arguments as :meth:`s2kit.Stream.read`)."""
-        return _run(self._s.read(*args, **kwargs))
+        return _run(self._s.read(start, limit=limit, until=until, clamp=clamp, wait=wait))
 
-    def append_session(self, **kwargs: Any) -> AppendSession:
-        """A blocking append session (``with``)."""
-        return AppendSession(_run(_call(self._s.append_session, **kwargs)))
+    def append_session(
+        self,
+        *,
+        max_unacked_bytes: int = 5 * 1024 * 1024,
+        max_unacked_batches: int | None = None,
+        retry_policy: AppendRetryPolicy | None = None,
+    ) -> AppendSession:
+        """A blocking append session (``with``); arguments as the async one."""
+        session = _run(
+            _call(
+                self._s.append_session,
+                max_unacked_bytes=max_unacked_bytes,
+                max_unacked_batches=max_unacked_batches,
+                retry_policy=retry_policy,
+            )
+        )
+        return AppendSession(session)
 
-    def producer(self, **kwargs: Any) -> Producer:
-        """A blocking producer (``with``)."""
-        return Producer(_run(_call(self._s.producer, **kwargs)))
+    def producer(
+        self,
+        *,
+        batching: Batching | None = None,
+        fencing_token: str | None = None,
+        match_seq_num: int | None = None,
+        max_unacked_bytes: int = 5 * 1024 * 1024,
+        retry_policy: AppendRetryPolicy | None = None,
+    ) -> Producer:
+        """A blocking producer (``with``); arguments as the async one."""
+        producer = _run(
+            _call(
+                self._s.producer,
+                batching=batching,
+                fencing_token=fencing_token,
+                match_seq_num=match_seq_num,
+                max_unacked_bytes=max_unacked_bytes,
+                retry_policy=retry_policy,
+            )
+        )
+        return Producer(producer)
 
-    def read_session(self, *args: Any, **kwargs: Any) -> ReadSession:
-        """A blocking read session: iterate it for batches."""
-        return ReadSession(_run(_call(self._s.read_session, *args, **kwargs)))
+    def read_session(
+        self,
+        start: ReadStart = _FROM_START,
+        *,
+        limit: ReadLimit | None = None,
+        until: int | None = None,
+        clamp: bool = False,
+        wait: int | None = None,
+        heartbeat_timeout: float = 20.0,
+    ) -> ReadSession:
+        """A blocking read session: iterate it for batches (arguments as the async one)."""
+        session = _run(
+            _call(
+                self._s.read_session,
+                start,
+                limit=limit,
+                until=until,
+                clamp=clamp,
+                wait=wait,
+                heartbeat_timeout=heartbeat_timeout,
+            )
+        )
+        return ReadSession(session)
 
 
 class AppendSession:
