@@ -147,11 +147,11 @@ class S2:
         """One page of basins."""
         return _run(self._s2.list_basins(prefix=prefix, start_after=start_after, limit=limit))
 
-    def iter_basins(self, *, prefix: str = "") -> Iterator[BasinInfo]:
-        """Every basin with ``prefix``."""
+    def iter_basins(self, *, prefix: str = "", page_size: int | None = None) -> Iterator[BasinInfo]:
+        """Every basin with ``prefix`` (``page_size``: up to 1000 per request)."""
         start_after = ""
         while True:
-            page = self.list_basins(prefix=prefix, start_after=start_after)
+            page = self.list_basins(prefix=prefix, start_after=start_after, limit=page_size)
             yield from page.items
             if not page.has_more or not page.items:
                 return
@@ -266,11 +266,13 @@ class Basin:
         """One page of streams."""
         return _run(self._b.list_streams(prefix=prefix, start_after=start_after, limit=limit))
 
-    def iter_streams(self, *, prefix: str = "") -> Iterator[StreamInfo]:
-        """Every stream with ``prefix``."""
+    def iter_streams(
+        self, *, prefix: str = "", page_size: int | None = None
+    ) -> Iterator[StreamInfo]:
+        """Every stream with ``prefix`` (``page_size``: up to 1000 per request)."""
         start_after = ""
         while True:
-            page = self.list_streams(prefix=prefix, start_after=start_after)
+            page = self.list_streams(prefix=prefix, start_after=start_after, limit=page_size)
             yield from page.items
             if not page.has_more or not page.items:
                 return

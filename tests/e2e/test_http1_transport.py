@@ -100,3 +100,14 @@ async def test_sse_error_event_becomes_a_typed_error(lite: Lite, stream: s2kit.S
 async def test_append_session_needs_http2(stream: s2kit.Stream) -> None:
     with pytest.raises(UsageError):
         stream.append_session()
+
+
+async def test_iter_streams_pages_with_a_page_size(lite: Lite, stream: s2kit.Stream) -> None:
+    async with s2kit.S2("t", endpoints=s2kit.Endpoints.for_url(lite.url), http1=True) as client:
+        basin = client.basin(BASIN)
+        for i in range(4):
+            await basin.create_stream(f"p{i}")
+        names = [s.name async for s in basin.iter_streams(prefix="p", page_size=3)]
+        assert names == ["p0", "p1", "p2", "p3"]
+        all_basins = [b.name async for b in client.iter_basins(page_size=1)]
+        assert all_basins == [BASIN]

@@ -165,11 +165,13 @@ class S2(AccountOps):
         items = tuple(_decode(_json.basin_info_from_obj, b) for b in obj.get("basins", []))
         return Page(items=items, has_more=bool(obj.get("has_more")))
 
-    async def iter_basins(self, *, prefix: str = "") -> AsyncIterator[BasinInfo]:
-        """Every basin with ``prefix``, page after page."""
+    async def iter_basins(
+        self, *, prefix: str = "", page_size: int | None = None
+    ) -> AsyncIterator[BasinInfo]:
+        """Every basin with ``prefix``, page after page (``page_size``: up to 1000 per request)."""
         start_after = ""
         while True:
-            page = await self.list_basins(prefix=prefix, start_after=start_after)
+            page = await self.list_basins(prefix=prefix, start_after=start_after, limit=page_size)
             for b in page.items:
                 yield b
             if not page.has_more or not page.items:
@@ -261,11 +263,13 @@ class Basin:
         items = tuple(_decode(_json.stream_info_from_obj, s) for s in obj.get("streams", []))
         return Page(items=items, has_more=bool(obj.get("has_more")))
 
-    async def iter_streams(self, *, prefix: str = "") -> AsyncIterator[StreamInfo]:
-        """Every stream with ``prefix``, page after page."""
+    async def iter_streams(
+        self, *, prefix: str = "", page_size: int | None = None
+    ) -> AsyncIterator[StreamInfo]:
+        """Every stream with ``prefix``, page after page (``page_size``: up to 1000 per request)."""
         start_after = ""
         while True:
-            page = await self.list_streams(prefix=prefix, start_after=start_after)
+            page = await self.list_streams(prefix=prefix, start_after=start_after, limit=page_size)
             for s in page.items:
                 yield s
             if not page.has_more or not page.items:
