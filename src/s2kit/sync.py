@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import Awaitable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from s2kit.client import S2 as AsyncS2
@@ -60,6 +60,7 @@ _FROM_START = SeqNum(0)
 __all__ = ["AppendSession", "Basin", "Producer", "ReadSession", "S2", "Stream", "Ticket"]
 
 T = TypeVar("T")
+Named = TypeVar("Named", "BasinInfo", "StreamInfo")
 
 
 class _Loop:
@@ -86,6 +87,19 @@ def _run(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
     except concurrent.futures.TimeoutError:
         future.cancel()
         raise TimeoutError("timed out waiting for the result") from None
+
+
+def _all_pages(
+    list_page: Callable[..., Page[Named]], prefix: str, page_size: int | None
+) -> Iterator[Named]:
+    # The blocking twin of s2kit.client._client.all_pages.
+    start_after = ""
+    while True:
+        page = list_page(prefix=prefix, start_after=start_after, limit=page_size)
+        yield from page.items
+        if not page.has_more or not page.items:
+            return
+        start_after = page.items[-1].name
 
 
 async def _await(aw: Awaitable[T]) -> T:
@@ -149,13 +163,7 @@ class S2:
 
     def iter_basins(self, *, prefix: str = "", page_size: int | None = None) -> Iterator[BasinInfo]:
         """Every basin with ``prefix`` (``page_size``: up to 1000 per request)."""
-        start_after = ""
-        while True:
-            page = self.list_basins(prefix=prefix, start_after=start_after, limit=page_size)
-            yield from page.items
-            if not page.has_more or not page.items:
-                return
-            start_after = page.items[-1].name
+        return _all_pages(self.list_basins, prefix, page_size)
 
     def create_basin(self, name: str, config: BasinConfig | None = None) -> BasinInfo:
         """Create a basin."""
@@ -270,13 +278,7 @@ class Basin:
         self, *, prefix: str = "", page_size: int | None = None
     ) -> Iterator[StreamInfo]:
         """Every stream with ``prefix`` (``page_size``: up to 1000 per request)."""
-        start_after = ""
-        while True:
-            page = self.list_streams(prefix=prefix, start_after=start_after, limit=page_size)
-            yield from page.items
-            if not page.has_more or not page.items:
-                return
-            start_after = page.items[-1].name
+        return _all_pages(self.list_streams, prefix, page_size)
 
     def create_stream(self, name: str, config: StreamConfig | None = None) -> StreamInfo:
         """Create a stream."""

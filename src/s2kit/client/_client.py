@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ssl
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from s2kit.client._account import AccountOps
 from s2kit.client._api import Api, quote_segment
@@ -30,6 +30,21 @@ if TYPE_CHECKING:
     from s2kit.client._stream import Stream
 
 JSON = ("content-type", "application/json")
+Named = TypeVar("Named", BasinInfo, StreamInfo)
+
+
+async def all_pages(
+    list_page: Callable[..., Awaitable[Page[Named]]], prefix: str, page_size: int | None
+) -> AsyncIterator[Named]:
+    """Every item of a listing, following ``start_after`` from page to page (§3.0)."""
+    start_after = ""
+    while True:
+        page = await list_page(prefix=prefix, start_after=start_after, limit=page_size)
+        for item in page.items:
+            yield item
+        if not page.has_more or not page.items:
+            return
+        start_after = page.items[-1].name
 
 
 def _loads(body: bytes) -> Any:
@@ -165,18 +180,11 @@ class S2(AccountOps):
         items = tuple(_decode(_json.basin_info_from_obj, b) for b in obj.get("basins", []))
         return Page(items=items, has_more=bool(obj.get("has_more")))
 
-    async def iter_basins(
+    def iter_basins(
         self, *, prefix: str = "", page_size: int | None = None
     ) -> AsyncIterator[BasinInfo]:
         """Every basin with ``prefix``, page after page (``page_size``: up to 1000 per request)."""
-        start_after = ""
-        while True:
-            page = await self.list_basins(prefix=prefix, start_after=start_after, limit=page_size)
-            for b in page.items:
-                yield b
-            if not page.has_more or not page.items:
-                return
-            start_after = page.items[-1].name
+        return all_pages(self.list_basins, prefix, page_size)
 
     async def create_basin(self, name: str, config: BasinConfig | None = None) -> BasinInfo:
         """Create a basin (idempotent across this call's retries).
@@ -263,18 +271,11 @@ class Basin:
         items = tuple(_decode(_json.stream_info_from_obj, s) for s in obj.get("streams", []))
         return Page(items=items, has_more=bool(obj.get("has_more")))
 
-    async def iter_streams(
+    def iter_streams(
         self, *, prefix: str = "", page_size: int | None = None
     ) -> AsyncIterator[StreamInfo]:
         """Every stream with ``prefix``, page after page (``page_size``: up to 1000 per request)."""
-        start_after = ""
-        while True:
-            page = await self.list_streams(prefix=prefix, start_after=start_after, limit=page_size)
-            for s in page.items:
-                yield s
-            if not page.has_more or not page.items:
-                return
-            start_after = page.items[-1].name
+        return all_pages(self.list_streams, prefix, page_size)
 
     async def create_stream(self, name: str, config: StreamConfig | None = None) -> StreamInfo:
         """Create a stream (idempotent across this call's retries)."""
