@@ -11,7 +11,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from s2kit.errors import ErrorCode, ServerError
+from s2kit.errors import ErrorCode
 from s2kit.server._catalog import Catalog, StreamMeta, err
 from s2kit.server._crypto import RecordCipher, parse_encryption_key
 from s2kit.server._engine import Committer, StreamOwner
@@ -197,8 +197,3 @@ class Backend:
         if empty and now - last >= min_age:
             log.info("deleting empty stream %s/%s", *key)
             self.delete_stream(*key)
-
-
-def server_error(code: ErrorCode, message: str) -> ServerError:
-    """Shorthand used by handlers."""
-    return err(code, message)

@@ -381,8 +381,3 @@ class Committer:
     async def _commit(self, commits: list[StreamCommit], meta: Sequence[MetaRow] = ()) -> None:
         # Durable backends run the transaction (and its fsync) off the event loop.
         await self.storage.commit_async(commits, meta)
-
-
-def retention_expiry(retention: int | str | None) -> float:
-    """Monotonic expiry for records written now under ``retention``."""
-    return time.monotonic() + retention if isinstance(retention, int) else math.inf

@@ -17,6 +17,7 @@ from s2kit.errors import (
     SeqNumMismatch,
     ServerError,
 )
+from s2kit.server._catalog import err as err
 from s2kit.wire import _compress, _negotiate
 from s2kit.wire._json import JsonInvalid, JsonShapeError, dumps, encode_error, encode_tail, loads
 
@@ -29,11 +30,6 @@ MAX_BODY = 8 * 1024 * 1024
 """Largest unary request body accepted (a 1 MiB batch in base64 JSON fits with room)."""
 COMPRESS_MIN = 1024
 JSON_CT = ("content-type", "application/json")
-
-
-def err(code: ErrorCode, message: str) -> ServerError:
-    """The error for ``code`` with its canonical status."""
-    return ServerError.for_code(code, message)
 
 
 def error_body(exc: ServerError) -> tuple[int, bytes]:
