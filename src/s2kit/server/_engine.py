@@ -78,13 +78,13 @@ class Follower:
     """A reader waiting at the live tail: receives committed batches from the owner."""
 
     def __init__(self, capacity: int = FOLLOWER_CAPACITY) -> None:
-        self.batches: deque[list[SequencedRecord]] = deque()
+        self.batches: deque[tuple[list[SequencedRecord], list[int]]] = deque()
         self.capacity = capacity
         self.lagged = False
         self.error: S2Error | None = None
         self.wakeup = asyncio.Event()
 
-    def push(self, records: list[SequencedRecord]) -> None:
+    def push(self, records: list[SequencedRecord], sizes: list[int]) -> None:
         """Queue a committed batch; past capacity the follower lags and must rescan."""
         if self.lagged:
             return
@@ -92,7 +92,7 @@ class Follower:
             self.lagged = True
             self.batches.clear()
         else:
-            self.batches.append(records)
+            self.batches.append((records, sizes))
         self.wakeup.set()
 
     def close(self, error: S2Error) -> None:
@@ -289,9 +289,11 @@ class StreamOwner:
         for p in done:
             if not p.future.done():
                 p.future.set_result(AppendAck(start=p.start, end=p.end, tail=tail))
-        records = commit.records
+        # Plaintext metered sizes travel with the records: followers need them for their
+        # bytes limits, and sealed records cannot tell them.
+        records, sizes = commit.records, commit.sizes
         for f in self.followers:
-            f.push(records)
+            f.push(records, sizes)
 
     def commit_failed(self, error: BaseException) -> None:
         """Fail everything in flight and everything sequenced on top; roll back."""

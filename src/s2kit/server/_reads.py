@@ -245,10 +245,13 @@ async def _follow(
             yield None
             return
         while follower.batches:
-            records = [r for r in follower.batches.popleft() if r.seq_num >= budget.next]
+            records, sizes = follower.batches.popleft()
+            # A commit's records are consecutive; skip any the read already delivered.
+            skip = budget.next - records[0].seq_num if records else 0
+            if skip > 0:
+                records, sizes = records[skip:], sizes[skip:]
             if not records:
                 continue
-            sizes = [r.metered_bytes for r in records] if cipher is None else _sizes(records, owner)
             records = budget.fit(records, sizes)
             if records:
                 yield _open(records, cipher), owner.tail
@@ -256,10 +259,3 @@ async def _follow(
                 heartbeat_at = next_heartbeat()
             if budget.done:
                 return
-
-
-def _sizes(records: list[SequencedRecord], owner: StreamOwner) -> list[int]:
-    # Sealed records: storage keeps their plaintext sizes beside them.
-    got, sizes = owner.committer.storage.read(owner.key, records[0].seq_num, len(records), 1 << 62)
-    by_seq = {r.seq_num: s for r, s in zip(got, sizes, strict=True)}
-    return [by_seq.get(r.seq_num, r.metered_bytes) for r in records]
