@@ -34,6 +34,7 @@ from s2kit.wire._validate import InvalidBatch, validate_append_input
 if TYPE_CHECKING:
     from s2kit.server._backend import Backend
     from s2kit.server._catalog import StreamMeta
+    from s2kit.server._front import Request, Responder
 
 STREAMING_HEADERS = [("cache-control", "no-cache, no-transform"), ("x-accel-buffering", "no")]
 PROTO_CT = ("content-type", "application/protobuf")
@@ -196,8 +197,8 @@ async def _append_session(backend: Backend, reply: Reply, basin: str, stream: st
     await responder.end()
 
 
-async def _next_chunk(request: object, draining: asyncio.Event) -> bytes | None:
-    read = asyncio.ensure_future(request.read_chunk())  # type: ignore[attr-defined]
+async def _next_chunk(request: Request, draining: asyncio.Event) -> bytes | None:
+    read = asyncio.ensure_future(request.read_chunk())
     drain = asyncio.ensure_future(draining.wait())
     try:
         await asyncio.wait({read, drain}, return_when=asyncio.FIRST_COMPLETED)
@@ -216,9 +217,9 @@ async def _next_chunk(request: object, draining: asyncio.Event) -> bytes | None:
     return chunk
 
 
-async def _terminal(responder: object, exc: ServerError) -> None:
+async def _terminal(responder: Responder, exc: ServerError) -> None:
     status, body = error_body(exc)
-    await responder.send(_s2s.encode_terminal(status, body))  # type: ignore[attr-defined]
+    await responder.send(_s2s.encode_terminal(status, body))
 
 
 # --- read -------------------------------------------------------------------------------------
