@@ -11,7 +11,7 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Final, Generic, Literal, TypeAlias, TypeVar
+from typing import Final, Generic, Literal, NamedTuple, TypeAlias, TypeVar
 
 __all__ = [
     "AccessTokenInfo",
@@ -201,9 +201,12 @@ class AppendAck:
     """The stream's durable tail when the ack was sent (``>= end``)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SequencedRecord:
-    """A stored record as read back."""
+class SequencedRecord(NamedTuple):
+    """A stored record as read back.
+
+    A named tuple rather than a frozen dataclass: reads build one per record, and a tuple is
+    built in one C call (:func:`make_sequenced`) where slots need one call per field.
+    """
 
     seq_num: int
     """Sequence number."""
@@ -225,25 +228,18 @@ class SequencedRecord:
         return len(self.headers) == 1 and self.headers[0][0] == b""
 
 
-# Hot paths (decoding, sequencing, storage scans) build frozen records through their slot
-# descriptors: a third of the cost of the frozen dataclass ``__init__``. Internal to s2kit.
-_new = object.__new__
-SEQUENCED_SETTERS = tuple(
-    SequencedRecord.__dict__[f].__set__ for f in ("seq_num", "timestamp", "headers", "body")
-)
+_tuple_new = tuple.__new__
 
 
 def make_sequenced(
     seq_num: int, timestamp: int, headers: tuple[Header, ...], body: bytes
 ) -> SequencedRecord:
-    """A :class:`SequencedRecord` without ``__init__`` checks (internal fast path)."""
-    obj: SequencedRecord = _new(SequencedRecord)
-    s0, s1, s2, s3 = SEQUENCED_SETTERS
-    s0(obj, seq_num)
-    s1(obj, timestamp)
-    s2(obj, headers)
-    s3(obj, body)
-    return obj
+    """A :class:`SequencedRecord` without argument binding (internal fast path).
+
+    Hot loops call ``tuple.__new__(SequencedRecord, (seq_num, timestamp, headers, body))``
+    themselves, as this does.
+    """
+    return _tuple_new(SequencedRecord, (seq_num, timestamp, headers, body))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -58,7 +58,7 @@ async def test_client_settings_and_receive_windows() -> None:
         h2conn = server.connections[0].h2
         assert h2conn.remote_settings.enable_push == 0
         assert h2conn.remote_settings.initial_window_size == 4 << 20
-        assert h2conn.remote_settings.max_frame_size == 1 << 20
+        assert h2conn.remote_settings.max_frame_size == 64 << 10
         assert h2conn.outbound_flow_control_window == 16 << 20
 
 

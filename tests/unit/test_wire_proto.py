@@ -102,7 +102,23 @@ def test_append_ack_matches_upb_and_round_trips(
     assert _proto.decode_append_ack(data) == ack
 
 
-@given(st.lists(sequenced, max_size=8), st.none() | positions)
+@st.composite
+def sequenced_runs(draw: st.DrawFn) -> list[SequencedRecord]:
+    """Consecutive seq_nums across varint boundaries, with repeating timestamps and body
+    lengths: the shape of a real batch, which the encoder's caches are built for."""
+    seq = draw(st.sampled_from([0, 1, 100, 127, 16_250, 2_097_100, 2**35 - 60, 2**63]))
+    out = []
+    for _ in range(draw(st.integers(1, 6))):  # runs
+        ts = draw(st.sampled_from([0, 1, 1_700_000_000_000]) | u64)
+        body = draw(st.sampled_from([b"", b"x", b"y" * 200]))
+        for _ in range(draw(st.integers(1, 150))):
+            hs = draw(st.just(()) | headers) if draw(st.integers(0, 30)) == 0 else ()
+            out.append(SequencedRecord(seq_num=seq, timestamp=ts, headers=hs, body=body))
+            seq += 1
+    return out
+
+
+@given(st.lists(sequenced, max_size=8) | sequenced_runs(), st.none() | positions)
 def test_read_batch_matches_upb_and_round_trips(
     recs: list[SequencedRecord], tail: StreamPosition | None
 ) -> None:

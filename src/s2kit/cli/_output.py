@@ -25,8 +25,8 @@ from s2kit.errors import (
 
 
 def to_jsonable(obj: Any) -> Any:
-    """``obj`` as plain JSON values: dataclasses become objects, enums their values, datetimes
-    ISO 8601, bytes UTF-8 text (replacing what is not UTF-8)."""
+    """``obj`` as plain JSON values: dataclasses and named tuples become objects, enums their
+    values, datetimes ISO 8601, bytes UTF-8 text (replacing what is not UTF-8)."""
     if obj is None or isinstance(obj, bool | int | float | str):
         return obj
     if isinstance(obj, enum.Enum):
@@ -39,6 +39,8 @@ def to_jsonable(obj: Any) -> Any:
         return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, dict):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, tuple) and hasattr(obj, "_asdict"):  # a named tuple: SequencedRecord
+        return to_jsonable(obj._asdict())
     if isinstance(obj, list | tuple):
         return [to_jsonable(v) for v in obj]
     return str(obj)

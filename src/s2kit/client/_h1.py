@@ -162,6 +162,10 @@ class H1Stream:
             self._response = (event.status_code, headers)
         return self._response
 
+    def chunk_ready(self) -> bool:
+        """Whether :meth:`read_chunk` would return without waiting (only known at the end)."""
+        return self._done
+
     async def read_chunk(self) -> bytes | None:
         """The next body chunk, None at the end (the connection then goes back to the pool)."""
         if self._done:

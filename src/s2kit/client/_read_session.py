@@ -271,13 +271,18 @@ class ReadSession:
                     stream.reset()
                     return None
                 self._stream = stream
-            try:
-                async with asyncio.timeout(self._heartbeat_timeout):
-                    chunk = await self._stream.read_chunk()
-            except TimeoutError as exc:
-                raise RequestTimeout(
-                    f"read session: no heartbeat within {self._heartbeat_timeout:g} s"
-                ) from exc
+            if self._stream.chunk_ready():
+                # Catching up, chunks are already buffered: arming a timer for each one
+                # would cost more than decoding it.
+                chunk = await self._stream.read_chunk()
+            else:
+                try:
+                    async with asyncio.timeout(self._heartbeat_timeout):
+                        chunk = await self._stream.read_chunk()
+                except TimeoutError as exc:
+                    raise RequestTimeout(
+                        f"read session: no heartbeat within {self._heartbeat_timeout:g} s"
+                    ) from exc
             if chunk is None:
                 if self._sse:
                     # A clean SSE end is `data:[DONE]`; without it the connection broke.

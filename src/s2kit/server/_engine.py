@@ -33,7 +33,6 @@ from s2kit.errors import ErrorCode, FencingTokenMismatch, S2Error, SeqNumMismatc
 from s2kit.server._crypto import encode_envelope
 from s2kit.server._storage import Storage, StreamCommit, StreamKey
 from s2kit.types import (
-    SEQUENCED_SETTERS,
     AppendAck,
     AppendInput,
     EncryptionAlgorithm,
@@ -193,8 +192,7 @@ class StreamOwner:
         token, trim = self.pending_token, self.pending_trim
         out: list[SequencedRecord] = []
         add = out.append
-        new = object.__new__
-        s_seq, s_ts, s_headers, s_body = SEQUENCED_SETTERS
+        new = tuple.__new__
         arrival = mode is TimestampingMode.ARRIVAL
         require = mode is TimestampingMode.CLIENT_REQUIRE
         for r in inp.records:
@@ -225,12 +223,7 @@ class StreamOwner:
             elif cipher is not None:
                 body = cipher.encrypt(encode_envelope(headers, body))
             # Inlined `make_sequenced`: this loop runs once per appended record.
-            rec = new(SequencedRecord)
-            s_seq(rec, seq)
-            s_ts(rec, ts)
-            s_headers(rec, headers)
-            s_body(rec, body)
-            add(rec)
+            add(new(SequencedRecord, (seq, ts, headers, body)))
             seq += 1
         retention = cfg.retention_policy
         expiry = None if not isinstance(retention, int) else time.monotonic() + retention

@@ -130,20 +130,28 @@ class _Budget:
 
     def fit(self, records: list[SequencedRecord], sizes: list[int]) -> list[SequencedRecord]:
         """Cut a batch to the remaining limits; marks the read done when one is reached."""
-        n = 0
-        used = 0
         until = self.until
-        for r, size in zip(records, sizes, strict=True):
-            if n >= self.count:
-                break
-            if until is not None and r.timestamp >= until:
-                self.done = True
-                break
-            if used + size > self.bytes:
-                self.done = True
-                break
-            used += size
-            n += 1
+        total = sum(sizes)
+        if (
+            len(records) <= self.count
+            and total <= self.bytes
+            and (until is None or not records or records[-1].timestamp < until)
+        ):
+            # The whole batch fits: the usual case, without a loop (timestamps never decrease).
+            n, used = len(records), total
+        else:
+            n = used = 0
+            for r, size in zip(records, sizes, strict=True):
+                if n >= self.count:
+                    break
+                if until is not None and r.timestamp >= until:
+                    self.done = True
+                    break
+                if used + size > self.bytes:
+                    self.done = True
+                    break
+                used += size
+                n += 1
         out = records[:n] if n < len(records) else records
         self.count -= n
         self.bytes -= used

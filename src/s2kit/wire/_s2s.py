@@ -25,15 +25,18 @@ smaller: receivers must honour the per-frame flag anyway, and it spares them a u
 decompression.
 
 :class:`FrameDecoder` follows h2's ``FrameBuffer``: bytes go in with ``receive_data``, whole
-frames come out as events. Consumed frames advance an offset instead of being cut off the
-buffer one by one, and the buffer is compacted once per ``receive_data``, so a chunk holding
-thousands of small frames costs one compaction, not thousands of copies. The buffer is bounded,
-and the first malformed frame breaks the decoder for good: nothing after it can be trusted.
+frames come out as events. Received chunks are kept as they are, not appended to one buffer:
+a payload is copied once, out of its chunk (or joined once from the chunks it spans), so a
+1 MiB read batch arriving in sixteen chunks costs one copy, and a chunk holding thousands of
+small frames is walked with an offset, never re-sliced. The buffer is bounded, and the first
+malformed frame breaks the decoder for good: nothing after it can be trusted.
 """
 
 from __future__ import annotations
 
+import collections
 import enum
+import itertools
 import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NoReturn
@@ -86,8 +89,6 @@ _RECONNECT = int(FrameFlag.RECONNECT_ADVISED)
 _CC_SHIFT = 5
 _CC_INVALID = 3
 _HEAD = struct.Struct(">I")  # the 3-byte length and the flag, read as one 32-bit word
-# Below this, slicing the bytearray twice is cheaper than setting up a memoryview.
-_SMALL_FRAME = 4096
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -213,7 +214,15 @@ class FrameDecoder:
         max_buffer_size: the most undecoded bytes held at once; must leave room for a frame.
     """
 
-    __slots__ = ("_buf", "_error", "_max_buffer_size", "_max_frame_size", "_pos", "_terminated")
+    __slots__ = (
+        "_chunks",
+        "_error",
+        "_max_buffer_size",
+        "_max_frame_size",
+        "_off",
+        "_size",
+        "_terminated",
+    )
 
     def __init__(
         self,
@@ -225,8 +234,9 @@ class FrameDecoder:
             raise UsageError(f"max_frame_size must be in 1..{MAX_FRAME_SIZE}")
         if max_buffer_size < max_frame_size + 3:
             raise UsageError("max_buffer_size must hold at least one whole frame")
-        self._buf = bytearray()
-        self._pos = 0  # start of the first undecoded byte in _buf
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._off = 0  # first undecoded byte of _chunks[0]
+        self._size = 0  # undecoded bytes in all chunks
         self._error: FrameError | None = None
         self._terminated = False
         self._max_frame_size = max_frame_size
@@ -246,7 +256,8 @@ class FrameDecoder:
         """Add bytes received from the peer.
 
         Args:
-            data: the next bytes of the body, in any chunking.
+            data: the next bytes of the body, in any chunking. Only ``bytes`` are kept as
+                they are; other buffers are copied, so the caller may reuse them.
 
         Raises:
             FrameError: the decoder is broken, data follows a terminal frame, or the buffer
@@ -258,17 +269,64 @@ class FrameDecoder:
             return
         if self._terminated:
             self._fail("data after the terminal frame")
-        buf = self._buf
-        if self._pos:
-            # CPython removes a bytearray prefix by moving its start pointer, so this is cheap.
-            del buf[: self._pos]
-            self._pos = 0
-        if len(buf) + len(data) > self._max_buffer_size:
+        size = self._size + len(data)
+        if size > self._max_buffer_size:
             self._fail(
-                f"{len(buf) + len(data)} undecoded bytes buffered, over the limit of "
-                f"{self._max_buffer_size}"
+                f"{size} undecoded bytes buffered, over the limit of {self._max_buffer_size}"
             )
-        buf += data
+        self._chunks.append(data if type(data) is bytes else bytes(data))
+        self._size = size
+
+    def _peek(self, n: int) -> bytes:
+        """The first ``n`` undecoded bytes (``n <= _size``), without consuming them."""
+        first = self._chunks[0]
+        off = self._off
+        if len(first) - off >= n:
+            return first[off : off + n]
+        out = first[off:]
+        for chunk in itertools.islice(self._chunks, 1, None):
+            out += chunk[: n - len(out)]
+            if len(out) == n:
+                break
+        return out
+
+    def _take(self, skip: int, n: int) -> bytes:
+        """Consume ``skip + n`` bytes and return the last ``n``: one copy of the payload."""
+        chunks = self._chunks
+        self._size -= skip + n
+        start = self._off + skip
+        if not n:
+            while chunks and start >= len(chunks[0]):
+                start -= len(chunks.popleft())
+            self._off = start
+            return b""
+        first = chunks[0]
+        while start >= len(first):  # the skipped header ended in a later chunk
+            start -= len(chunks.popleft())
+            first = chunks[0]
+        end = start + n
+        if end <= len(first):
+            if end == len(first):
+                chunks.popleft()
+                self._off = 0
+                return first if not start else first[start:]
+            self._off = end
+            return first[start:end]
+        # The payload spans chunks: join views of its pieces, once.
+        parts: list[bytes | memoryview] = [memoryview(first)[start:] if start else first]
+        left = n - (len(chunks.popleft()) - start)
+        while True:
+            first = chunks[0]
+            if len(first) > left:
+                parts.append(memoryview(first)[:left])
+                self._off = left
+                break
+            parts.append(chunks.popleft())
+            left -= len(first)
+            if not left:
+                self._off = 0
+                break
+        return b"".join(parts)
 
     def next_event(self) -> Message | Terminal | None:
         """Decode the next whole frame.
@@ -283,30 +341,25 @@ class FrameDecoder:
         """
         if self._error is not None:
             self._raise_broken(self._error)
-        buf = self._buf
-        pos = self._pos
-        available = len(buf) - pos
+        available = self._size
         if available < 4:
             if available == 3:
                 # Judge the length as soon as it is known, not when the frame completes.
-                self._check_length(int.from_bytes(buf[pos:], "big"))
+                self._check_length(int.from_bytes(self._peek(3), "big"))
             return None
         if self._terminated:
             self._fail("data after the terminal frame")
-        word: int = _HEAD.unpack_from(buf, pos)[0]
+        first = self._chunks[0]
+        off = self._off
+        if len(first) - off >= 4:
+            word: int = _HEAD.unpack_from(first, off)[0]
+        else:
+            word = _HEAD.unpack(self._peek(4))[0]
         length = word >> 8
         self._check_length(length)
-        end = pos + 3 + length
-        if end > len(buf):
+        if 3 + length > available:
             return None
-        if length <= _SMALL_FRAME:
-            payload = bytes(buf[pos + 4 : end])
-        else:
-            # One copy instead of two (bytearray slice, then bytes); the view is released at
-            # once because a live export would forbid resizing the buffer.
-            with memoryview(buf) as view:
-                payload = view[pos + 4 : end].tobytes()
-        self._pos = end
+        payload = self._take(4, length - 1)
         flag = word & 0xFF
         if flag & _TERMINAL:
             return self._terminal(payload)
@@ -351,6 +404,6 @@ class FrameDecoder:
         """
         if self._error is not None:
             self._raise_broken(self._error)
-        leftover = len(self._buf) - self._pos
+        leftover = self._size
         if leftover:
             self._fail(f"truncated frame: the body ended {leftover} bytes into a frame")

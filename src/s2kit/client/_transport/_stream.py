@@ -257,6 +257,10 @@ class H2Stream:
                 raise RemoteProtocolError(f"stream {self.stream_id} ended without a response")
             await self._wait()
 
+    def chunk_ready(self) -> bool:
+        """Whether :meth:`read_chunk` would return (or raise) without waiting."""
+        return bool(self._chunks) or self._body_complete or self._error is not None
+
     async def read_chunk(self) -> bytes | None:
         """Return the next chunk of the response body, or None once it is complete.
 
