@@ -103,7 +103,9 @@ class Record:
         # The common case (bytes body, no headers) costs two type checks and three stores.
         setter = RECORD_SETTERS
         setter[0](self, body if type(body) is bytes else _as_bytes(body))
-        if type(headers) is tuple and all(
+        if headers == ():
+            setter[1](self, ())
+        elif type(headers) is tuple and all(
             type(n) is bytes and type(v) is bytes for n, v in headers
         ):
             setter[1](self, headers)

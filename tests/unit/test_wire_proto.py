@@ -164,3 +164,79 @@ def test_varint_fast_paths_agree_with_the_loop(n: int) -> None:
 @pytest.mark.parametrize("n", [2**14 - 1, 2**14, 2**21 - 1, 2**21, 2**28 - 1, 2**28, 2**64 - 1])
 def test_varint_boundaries(n: int) -> None:
     assert _pbenc.varint(n) == _pbenc._varint_slow(n)
+
+
+# --- decode_read_batch: columns, or record by record ------------------------------------------
+
+
+@given(st.lists(sequenced, max_size=8) | sequenced_runs(), st.none() | positions)
+def test_columnar_decode_agrees_with_the_record_decoder(
+    recs: list[SequencedRecord], tail: StreamPosition | None
+) -> None:
+    data = _proto.encode_read_batch_parts(recs, tail)
+    assert _proto.decode_read_batch(data) == _proto._decode_by_record(data)
+
+
+def _batch(first: int, n: int, **kw: Any) -> list[SequencedRecord]:
+    ts = kw.get("ts", 1_700_000_000_000)
+    return [
+        SequencedRecord(seq_num=first + i, timestamp=ts + i // 3, body=b"r%d" % i) for i in range(n)
+    ]
+
+
+def _by_record_forbidden(data: Any) -> Any:
+    raise AssertionError("decoded record by record")
+
+
+def test_plain_batches_are_read_by_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    recs = _batch(2, 300)
+    data = _proto.encode_read_batch_parts(recs, StreamPosition(302, 9))
+    monkeypatch.setattr(_proto, "_decode_by_record", _by_record_forbidden)
+    assert _proto.decode_read_batch(data) == ReadBatch(
+        records=tuple(recs), tail=StreamPosition(302, 9)
+    )
+
+
+_R = SequencedRecord
+
+
+@pytest.mark.parametrize(
+    "recs",
+    [
+        pytest.param([], id="no records"),
+        pytest.param(_batch(0, 5), id="from seq_num 0 (its field is left out)"),
+        pytest.param(_batch(1, 5), id="from seq_num 1"),
+        pytest.param([*_batch(5, 2), _R(seq_num=7, timestamp=9, body=b"")], id="empty body"),
+        pytest.param(_batch(5, 3, ts=0), id="timestamp 0"),
+        pytest.param(
+            [*_batch(5, 2), _R(seq_num=7, timestamp=2_000_000_000_000, headers=((b"h", b""),))],
+            id="headers",
+        ),
+        pytest.param([*_batch(5, 2), _R(seq_num=9, timestamp=1, body=b"x")], id="gap, ts back"),
+        pytest.param([_R(seq_num=8, timestamp=1, body=b"x"), *_batch(5, 2)], id="out of order"),
+    ],
+)
+def test_batches_columns_cannot_describe_are_decoded_by_record(
+    recs: list[SequencedRecord], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _proto.encode_read_batch_parts(recs, None)
+    calls = []
+    by_record = _proto._decode_by_record
+    monkeypatch.setattr(_proto, "_decode_by_record", lambda d: calls.append(d) or by_record(d))
+    assert _proto.decode_read_batch(data) == ReadBatch(records=tuple(recs))
+    assert calls == [data]
+
+
+def test_a_repeated_field_is_decoded_as_upb_does() -> None:
+    # Non-canonical but valid: the last body wins, and the columns would have two.
+    rec = b"\x08\x05\x10\x09\x22\x01a\x22\x01b"
+    data = b"\x0a" + bytes([len(rec)]) + rec + _proto.encode_read_batch_parts(_batch(6, 2), None)
+    batch = _proto.decode_read_batch(data)
+    assert batch.records[0] == SequencedRecord(seq_num=5, timestamp=9, body=b"b")
+    assert batch == _proto._decode_by_record(data)
+
+
+@pytest.mark.parametrize("data", [b"\x0a\x05\x08", b"\xff", b"\x0a\x02\x22\x05"])
+def test_a_malformed_batch_raises(data: bytes) -> None:
+    with pytest.raises(_proto.ProtoDecodeError):
+        _proto.decode_read_batch(data)

@@ -35,7 +35,7 @@ import contextlib
 from collections.abc import Generator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from s2kit.errors import BrokenError, ClosedError, S2Error, SeqNumMismatch, UsageError
 from s2kit.types import (
@@ -58,9 +58,11 @@ if TYPE_CHECKING:
     from s2kit.client._stream import Stream
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RecordAck:
-    """Where one produced record landed, and the ack of its batch."""
+class RecordAck(NamedTuple):
+    """Where one produced record landed, and the ack of its batch.
+
+    A named tuple, like :class:`~s2kit.SequencedRecord`: one is built per record awaited.
+    """
 
     seq_num: int
     """The record's sequence number."""
@@ -80,6 +82,9 @@ class ProducerStatistics:
     """Ambiguous 412s settled by reading the stream back."""
 
 
+_tuple_new = tuple.__new__
+
+
 class RecordTicket:
     """Resolves to the :class:`RecordAck` of one submitted record.
 
@@ -94,8 +99,10 @@ class RecordTicket:
         self._index = index
 
     def __await__(self) -> Generator[Any, None, RecordAck]:
-        ack = yield from self._batch.future.__await__()
-        return RecordAck(seq_num=ack.start.seq_num + self._index, batch=ack)
+        future = self._batch.future
+        # Tickets are mostly awaited after their batch was acked: skip the future's iterator.
+        ack = future.result() if future.done() else (yield from future.__await__())
+        return _tuple_new(RecordAck, (ack.start.seq_num + self._index, ack))
 
     def done(self) -> bool:
         """Whether the outcome is in."""
@@ -319,6 +326,9 @@ class Producer:
         else:
             f.set_result(outcome)
         self._unresolved -= len(b.records)
+        # Tickets keep their batch alive, not the records: let those go (a producer's live
+        # heap, which the cyclic GC walks again and again, stays the user's, not ours).
+        b.records.clear()
         self._reserved -= b.bytes
         b.bytes = 0
         self._room.set()

@@ -4,15 +4,15 @@ The message classes are built at import time from a descriptor written out below
 from protoc output, so the field numbers sit next to the code that relies on them and nothing
 is generated. The upb runtime then does the byte-level work in C.
 
-Decoding to :mod:`s2kit.types` lives here; it is on the hot path of every read, so it builds
-frozen values through their slot descriptors (about a third of the cost of a frozen dataclass
-``__init__``). Encoding is written out by hand in :mod:`s2kit.wire._pbenc` (six times cheaper
-than filling upb messages) and re-exported here.
+Decoding to :mod:`s2kit.types` lives here; it is on the hot path of every read (see
+:func:`decode_read_batch` for how a batch is read by columns). Encoding is written out by hand
+in :mod:`s2kit.wire._pbenc` (six times cheaper than filling upb messages) and re-exported here.
 """
 
 from __future__ import annotations
 
-from operator import attrgetter
+from itertools import islice, repeat
+from operator import attrgetter, le, lt
 from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
@@ -94,6 +94,25 @@ _SCHEMA: list[tuple[str, list[tuple[str, int, int, int, str, bool]]]] = [
             ("tail", 2, _MSG, _ONE, "StreamPosition", True),
         ],
     ),
+    # Not protocol messages: a second view of ReadBatch's bytes for decode_read_batch. With
+    # `records` singular, a parser merges every record into one message, and merging
+    # concatenates repeated fields: one column per SequencedRecord field.
+    (
+        "RecordColumns",
+        [
+            ("seq_num", 1, _U64, _MANY, "", False),
+            ("timestamp", 2, _U64, _MANY, "", False),
+            ("headers", 3, _MSG, _MANY, "Header", False),
+            ("body", 4, _BYTES, _MANY, "", False),
+        ],
+    ),
+    (
+        "ColumnarReadBatch",
+        [
+            ("records", 1, _MSG, _ONE, "RecordColumns", False),
+            ("tail", 2, _MSG, _ONE, "StreamPosition", True),
+        ],
+    ),
 ]
 
 
@@ -128,6 +147,7 @@ PbAppendInput = _M["AppendInput"]
 PbAppendAck = _M["AppendAck"]
 PbSequencedRecord = _M["SequencedRecord"]
 PbReadBatch = _M["ReadBatch"]
+_PbColumnarReadBatch = _M["ColumnarReadBatch"]
 
 
 class ProtoDecodeError(ValueError):
@@ -190,11 +210,52 @@ def encode_read_batch(batch: ReadBatch) -> bytes:
     return encode_read_batch_parts(batch.records, batch.tail)
 
 
+def decode_read_batch(data: bytes | memoryview) -> ReadBatch:
+    """Parse a :class:`ReadBatch`; raises :class:`ProtoDecodeError`.
+
+    A batch is read by columns when it can be: upb parses it once as ``ColumnarReadBatch``
+    and hands over each field of every record as one list, so no per-record message wrapper
+    is built (those wrappers were half the cost of a catch-up read). Columns lose record
+    boundaries, so they are used only when they cannot be misaligned:
+
+    * no record has headers, and the seq_num, timestamp and body columns have one entry per
+      seq_num;
+    * the seq_nums are consecutive and the first is at least 2, and timestamps do not
+      decrease — as in every S2 read. proto3 leaves zero fields out, so a record with empty
+      body or timestamp 0 shortens its column (and the batch is decoded record by record),
+      and a record without seq_num is seq_num 0, which such a batch cannot hold.
+
+    This relies on each field appearing at most once per record, as every protobuf encoder
+    writes it (prost, upb, ours). Anything else is decoded by :func:`_decode_by_record`.
+    """
+    try:
+        msg = _PbColumnarReadBatch.FromString(data)
+    except DecodeError:
+        return _decode_by_record(data)  # which reports the error
+    cols = msg.records
+    seqs = list(cols.seq_num)
+    n = len(seqs)
+    if not n or seqs[0] < 2 or seqs[-1] - seqs[0] != n - 1 or cols.headers:
+        return _decode_by_record(data)
+    tss = list(cols.timestamp)
+    bodies = list(cols.body)
+    if (
+        len(tss) != n
+        or len(bodies) != n
+        or not all(map(lt, seqs, islice(seqs, 1, None)))
+        or not all(map(le, tss, islice(tss, 1, None)))
+    ):
+        return _decode_by_record(data)
+    records = tuple(map(tuple.__new__, repeat(SequencedRecord), zip(seqs, tss, repeat(()), bodies)))
+    tail = _position(msg.tail) if msg.HasField("tail") else None
+    return ReadBatch(records=records, tail=tail)
+
+
 _RECORD_FIELDS = attrgetter("seq_num", "timestamp", "headers", "body")
 
 
-def decode_read_batch(data: bytes | memoryview) -> ReadBatch:
-    """Parse a :class:`ReadBatch`; raises :class:`ProtoDecodeError`."""
+def _decode_by_record(data: bytes | memoryview) -> ReadBatch:
+    """:func:`decode_read_batch` for any batch, one record message at a time."""
     msg = _parse(PbReadBatch, data)
     new = tuple.__new__
     sr = SequencedRecord
