@@ -164,6 +164,9 @@ async def main(n: int, rounds: int, pin: bool) -> None:
         for _ in range(rounds):
             for sdk in ("official", "s2kit"):
                 await one_round(server.url, sdk, n, results)
+    if os.environ.get("S2KIT_BENCH_RAW"):
+        for k, v in results.items():
+            print(k, [round(x, 1) for x in v])
     rows = []
     for what, better in (
         ("session cpu_us", "lower"),

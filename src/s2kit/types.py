@@ -207,7 +207,8 @@ class SequencedRecord(NamedTuple):
     """A stored record as read back.
 
     A named tuple rather than a frozen dataclass: reads build one per record, and a tuple is
-    built in one C call (:func:`make_sequenced`) where slots need one call per field.
+    built in one C call (``tuple.__new__(SequencedRecord, fields)``) where slots need one call
+    per field.
     """
 
     seq_num: int
@@ -230,18 +231,14 @@ class SequencedRecord(NamedTuple):
         return len(self.headers) == 1 and self.headers[0][0] == b""
 
 
-_tuple_new = tuple.__new__
+RecordFields: TypeAlias = tuple[int, int, tuple[Header, ...], bytes]
+"""A stored record's ``(seq_num, timestamp, headers, body)`` as a plain tuple (internal).
 
-
-def make_sequenced(
-    seq_num: int, timestamp: int, headers: tuple[Header, ...], body: bytes
-) -> SequencedRecord:
-    """A :class:`SequencedRecord` without argument binding (internal fast path).
-
-    Hot loops call ``tuple.__new__(SequencedRecord, (seq_num, timestamp, headers, body))``
-    themselves, as this does.
-    """
-    return _tuple_new(SequencedRecord, (seq_num, timestamp, headers, body))
+Lite keeps records so, and its encoders take any such tuple, a :class:`SequencedRecord`
+included. The reason is the cyclic GC: it stops tracking a plain tuple of atomic values once it
+has seen it, but tracks a named tuple for as long as it lives, so millions of stored records
+made every full collection walk millions of objects.
+"""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

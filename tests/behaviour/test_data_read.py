@@ -215,7 +215,7 @@ async def test_protobuf_append_encrypted(lite: Lite) -> None:  # 69
         assert r.headers["content-type"] == proto
         assert _proto.decode_append_ack(r.content).end.seq_num == 1
         stored, _ = lite.backend.storage.read((BASIN, "s"), 0, 10, 1 << 30)
-        assert b"secret" not in stored[0].body
+        assert b"secret" not in stored[0][3]
         r = await api.client.get(
             "/v1/streams/s/records?seq_num=0",
             headers={"accept": proto, "s2-encryption-key": KEY},

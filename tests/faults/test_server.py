@@ -23,7 +23,7 @@ from faults._harness import (
 from faults.conftest import ALL, NSE
 from s2kit.errors import ClosedError, SeqNumMismatch, ServerError
 from s2kit.testing.faults import Direction, FaultProxy, Match, Release, Step, StreamFault
-from s2kit.types import AppendInput, ReadBatch, Record, SeqNum, TailOffset
+from s2kit.types import AppendInput, ReadBatch, Record, SeqNum, SequencedRecord, TailOffset
 from s2kit.wire import _proto
 
 if TYPE_CHECKING:
@@ -233,8 +233,8 @@ async def test_p5_drain_acks_everything_accepted_then_terminates(
     assert b"server_draining" in first_session[-1].data
     # ... so the stream holds exactly the acked inputs (read from storage: the API is closed).
     key = (names[0], names[1])
-    records, _ = lite.backend.storage.read(key, 0, 1_000_000, 1 << 62)
-    landed = check(ledger, records, NSE)
+    stored, _ = lite.backend.storage.read(key, 0, 1_000_000, 1 << 62)
+    landed = check(ledger, [SequencedRecord._make(r) for r in stored], NSE)
     assert landed.total == len(ledger.acked)
     # And only then, GOAWAY.
     await lite.aclose()

@@ -36,7 +36,7 @@ from s2kit.types import (
     AppendAck,
     AppendInput,
     EncryptionAlgorithm,
-    SequencedRecord,
+    RecordFields,
     StreamPosition,
     TimestampingMode,
 )
@@ -64,7 +64,7 @@ def now_ms() -> int:
 @dataclass(slots=True, eq=False)
 class _Pending:
     future: asyncio.Future[AppendAck]
-    records: list[SequencedRecord]
+    records: list[RecordFields]
     sizes: list[int]
     start: StreamPosition
     end: StreamPosition
@@ -77,13 +77,13 @@ class Follower:
     """A reader waiting at the live tail: receives committed batches from the owner."""
 
     def __init__(self, capacity: int = FOLLOWER_CAPACITY) -> None:
-        self.batches: deque[tuple[list[SequencedRecord], list[int]]] = deque()
+        self.batches: deque[tuple[list[RecordFields], list[int]]] = deque()
         self.capacity = capacity
         self.lagged = False
         self.error: S2Error | None = None
         self.wakeup = asyncio.Event()
 
-    def push(self, records: list[SequencedRecord], sizes: list[int]) -> None:
+    def push(self, records: list[RecordFields], sizes: list[int]) -> None:
         """Queue a committed batch; past capacity the follower lags and must rescan."""
         if self.lagged:
             return
@@ -190,9 +190,8 @@ class StreamOwner:
             )
         max_ts = self.max_ts
         token, trim = self.pending_token, self.pending_trim
-        out: list[SequencedRecord] = []
+        out: list[RecordFields] = []
         add = out.append
-        new = tuple.__new__
         arrival = mode is TimestampingMode.ARRIVAL
         require = mode is TimestampingMode.CLIENT_REQUIRE
         for r in inp.records:
@@ -222,8 +221,7 @@ class StreamOwner:
                     headers = ()
             elif cipher is not None:
                 body = cipher.encrypt(encode_envelope(headers, body))
-            # Inlined `make_sequenced`: this loop runs once per appended record.
-            add(new(SequencedRecord, (seq, ts, headers, body)))
+            add((seq, ts, headers, body))  # a plain tuple: see RecordFields
             seq += 1
         retention = cfg.retention_policy
         expiry = None if not isinstance(retention, int) else time.monotonic() + retention
@@ -232,7 +230,7 @@ class StreamOwner:
             future=asyncio.get_running_loop().create_future(),
             records=out,
             sizes=sizes,
-            start=StreamPosition(first.seq_num, first.timestamp),
+            start=StreamPosition(first[0], first[1]),
             end=StreamPosition(seq, max_ts),
             fencing_token=token if token != self.pending_token else None,
             trim_point=trim if trim != self.pending_trim else None,

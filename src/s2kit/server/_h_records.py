@@ -21,12 +21,13 @@ from s2kit.server._reads import UNARY_WAIT_MAX, ReadParams, read_session, resolv
 from s2kit.types import (
     AppendAck,
     AppendInput,
+    RecordFields,
     SeqNum,
-    SequencedRecord,
     StreamConfig,
     StreamPosition,
     TailOffset,
     Timestamp,
+    metered_bytes,
 )
 from s2kit.wire import _json, _negotiate, _proto, _s2s, _sse
 from s2kit.wire._validate import InvalidBatch, validate_append_input
@@ -304,11 +305,11 @@ def _resumed(params: ReadParams, resume: tuple[int, int, int]) -> ReadParams:
 
 async def _serve_unary(
     reply: Reply,
-    batches: AsyncIterator[tuple[list[SequencedRecord], StreamPosition | None]],
+    batches: AsyncIterator[tuple[list[RecordFields], StreamPosition | None]],
     fmt: _json.Format,
     meta: StreamMeta,
 ) -> None:
-    records: list[SequencedRecord] = []
+    records: list[RecordFields] = []
     tail: StreamPosition | None = None
     async with contextlib.aclosing(batches):  # type: ignore[type-var]
         async for recs, t in batches:
@@ -323,7 +324,7 @@ async def _serve_unary(
 
 
 async def _serve_s2s(
-    reply: Reply, batches: AsyncIterator[tuple[list[SequencedRecord], StreamPosition | None]]
+    reply: Reply, batches: AsyncIterator[tuple[list[RecordFields], StreamPosition | None]]
 ) -> None:
     responder = reply.responder
     compression = _negotiate.s2s_compression_from_accept_encoding(
@@ -342,7 +343,7 @@ async def _serve_s2s(
 
 async def _serve_sse(
     reply: Reply,
-    batches: AsyncIterator[tuple[list[SequencedRecord], StreamPosition | None]],
+    batches: AsyncIterator[tuple[list[RecordFields], StreamPosition | None]],
     fmt: _json.Format,
     resume: tuple[int, int, int] | None,
 ) -> None:
@@ -361,8 +362,8 @@ async def _serve_sse(
                     await responder.send(_sse.sse_ping(_json.dumps(ping)))
                     continue
                 count += len(recs)
-                nbytes += sum(r.metered_bytes for r in recs)
-                event_id = _sse.format_event_id(recs[-1].seq_num, count, nbytes)
+                nbytes += sum([metered_bytes(h, b) for _, _, h, b in recs])
+                event_id = _sse.format_event_id(recs[-1][0], count, nbytes)
                 data = _json.encode_read_batch(recs, tail, fmt)
                 await responder.send(_sse.sse_batch(event_id, data))
     except ServerError as exc:

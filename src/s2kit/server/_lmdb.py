@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from s2kit.server._storage import MetaRow
-    from s2kit.types import SequencedRecord
+    from s2kit.types import RecordFields
 
 log = logging.getLogger("s2kit.server")
 
@@ -221,7 +221,7 @@ class LmdbStorage(Storage):
 
     def read(
         self, key: StreamKey, start: int, max_count: int, max_bytes: int
-    ) -> tuple[list[SequencedRecord], list[int]]:
+    ) -> tuple[list[RecordFields], list[int]]:
         sid = self._ids.get(key)
         if sid is None or max_count <= 0:
             return [], []

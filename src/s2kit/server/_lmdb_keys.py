@@ -33,7 +33,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from s2kit.server._storage import StreamKey, StreamState
-from s2kit.types import SequencedRecord, StreamPosition, make_sequenced
+from s2kit.types import RecordFields, StreamPosition
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -108,15 +108,15 @@ def decode_expiry(raw: bytes) -> float:
     return value
 
 
-def encode_record(record: SequencedRecord, size: int) -> bytes:
+def encode_record(record: RecordFields, size: int) -> bytes:
     """A record value: timestamp, plaintext metered size, headers, then the body."""
-    headers = record.headers
+    _, timestamp, headers, body = record
     if not headers:
-        return _REC_HEAD.pack(record.timestamp, size, 0) + record.body
-    parts = [_REC_HEAD.pack(record.timestamp, size, len(headers))]
+        return _REC_HEAD.pack(timestamp, size, 0) + body
+    parts = [_REC_HEAD.pack(timestamp, size, len(headers))]
     for name, value in headers:
         parts += (_HDR.pack(len(name), len(value)), name, value)
-    parts.append(record.body)
+    parts.append(body)
     return b"".join(parts)
 
 
@@ -131,13 +131,13 @@ def record_size(value: bytes) -> int:
     return size
 
 
-def decode_record(key: Buf, value: Buf) -> tuple[SequencedRecord, int]:
+def decode_record(key: Buf, value: Buf) -> tuple[RecordFields, int]:
     """A record and its plaintext metered size from its key and value (bytes or buffers
     valid only inside their read transaction: everything kept is copied out)."""
     seq_num: int = _U64X2.unpack_from(key)[1]
     ts, size, count = _REC_HEAD.unpack_from(value)
     if not count:
-        return make_sequenced(seq_num, ts, (), bytes(value[16:])), size
+        return (seq_num, ts, (), bytes(value[16:])), size
     pos = 16
     headers = []
     for _ in range(count):
@@ -145,19 +145,19 @@ def decode_record(key: Buf, value: Buf) -> tuple[SequencedRecord, int]:
         pos += 8
         headers.append((bytes(value[pos : pos + n]), bytes(value[pos + n : pos + n + v])))
         pos += n + v
-    return make_sequenced(seq_num, ts, tuple(headers), bytes(value[pos:])), size
+    return (seq_num, ts, tuple(headers), bytes(value[pos:])), size
 
 
 def decode_records(
     items: Iterable[tuple[Buf, Buf]], prefix: bytes, max_count: int, max_bytes: int
-) -> tuple[list[SequencedRecord], list[int]]:
+) -> tuple[list[RecordFields], list[int]]:
     """Records from a cursor positioned in a stream (``prefix``): at most ``max_count``, and
     stopping before the one that would take the metered total past ``max_bytes``.
 
     The read path's inner loop (it runs on the event loop), so it decodes inline; with
     buffer cursors each body is copied exactly once.
     """
-    records: list[SequencedRecord] = []
+    records: list[RecordFields] = []
     sizes: list[int] = []
     head, key, total = _REC_HEAD.unpack_from, _U64X2.unpack_from, 0
     for k, v in items:
@@ -170,7 +170,7 @@ def decode_records(
         if count:
             records.append(decode_record(k, v)[0])
         else:
-            records.append(make_sequenced(key(k)[1], ts, (), bytes(v[16:])))
+            records.append((key(k)[1], ts, (), bytes(v[16:])))
         sizes.append(size)
         if len(records) >= max_count:
             break

@@ -130,16 +130,14 @@ def put_share(txn: Txn, db: Dbs, share: Share, now: float) -> None:
     records = c.records
     if records:
         rows = [
-            (K.record_key(sid, r.seq_num), K.encode_record(r, size))
+            (K.record_key(sid, r[0]), K.encode_record(r, size))
             for r, size in zip(records, c.sizes, strict=True)
         ]
         _, added = txn.cursor(db=db.records).putmulti(rows, overwrite=False)
         if added != len(rows):  # would overwrite committed records: refuse the whole round
-            raise RuntimeError(f"records of stream id {sid} from {records[0].seq_num} exist")
-        txn.cursor(db=db.by_ts).putmulti(
-            [(K.ts_key(sid, r.timestamp, r.seq_num), b"") for r in records]
-        )
-        _extend_runs(txn, db, sid, records[0].seq_num, share.expiry, now)
+            raise RuntimeError(f"records of stream id {sid} from {records[0][0]} exist")
+        txn.cursor(db=db.by_ts).putmulti([(K.ts_key(sid, r[1], r[0]), b"") for r in records])
+        _extend_runs(txn, db, sid, records[0][0], share.expiry, now)
     prefix = K.u64(sid)
     tail, trim, last_write, token = K.state_wall_fields(txn.get(prefix, db=db.state))
     txn.put(

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from s2kit.errors import ErrorCode, ReadUnwritten, ServerError
 from s2kit.server._crypto import DecryptionFailed, RecordCipher, decode_envelope
 from s2kit.server._engine import Follower, StreamOwner
-from s2kit.types import ReadStart, SeqNum, SequencedRecord, StreamPosition, TailOffset, Timestamp
+from s2kit.types import ReadStart, RecordFields, SeqNum, StreamPosition, TailOffset, Timestamp
 
 if TYPE_CHECKING:
     from s2kit.server._storage import Storage
@@ -26,7 +26,7 @@ BATCH_RECORDS = 1000
 BATCH_BYTES = 1024 * 1024
 UNARY_WAIT_MAX = 60
 
-Batch = tuple[list[SequencedRecord], StreamPosition | None]
+Batch = tuple[list[RecordFields], StreamPosition | None]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,23 +96,22 @@ def resolve_start(params: ReadParams, owner: StreamOwner, storage: Storage) -> i
     return seq
 
 
-def _open(records: list[SequencedRecord], cipher: RecordCipher | None) -> list[SequencedRecord]:
+def _open(records: list[RecordFields], cipher: RecordCipher | None) -> list[RecordFields]:
     if cipher is None:
         return records
     out = []
     for r in records:
-        if r.headers:  # command records are stored in the clear
+        seq_num, timestamp, headers, body = r
+        if headers:  # command records are stored in the clear
             out.append(r)
             continue
         try:
-            headers, body = decode_envelope(cipher.decrypt(r.body))
+            headers, body = decode_envelope(cipher.decrypt(body))
         except (DecryptionFailed, ValueError):
             raise ServerError.for_code(
                 ErrorCode.DECRYPTION_FAILED, "record decryption failed"
             ) from None
-        out.append(
-            SequencedRecord(seq_num=r.seq_num, timestamp=r.timestamp, headers=headers, body=body)
-        )
+        out.append((seq_num, timestamp, headers, body))
     return out
 
 
@@ -128,14 +127,14 @@ class _Budget:
         self.next = start
         self.done = self.count <= 0 or self.bytes <= 0
 
-    def fit(self, records: list[SequencedRecord], sizes: list[int]) -> list[SequencedRecord]:
+    def fit(self, records: list[RecordFields], sizes: list[int]) -> list[RecordFields]:
         """Cut a batch to the remaining limits; marks the read done when one is reached."""
         until = self.until
         total = sum(sizes)
         if (
             len(records) <= self.count
             and total <= self.bytes
-            and (until is None or not records or records[-1].timestamp < until)
+            and (until is None or not records or records[-1][1] < until)
         ):
             # The whole batch fits: the usual case, without a loop (timestamps never decrease).
             n, used = len(records), total
@@ -144,7 +143,7 @@ class _Budget:
             for r, size in zip(records, sizes, strict=True):
                 if n >= self.count:
                     break
-                if until is not None and r.timestamp >= until:
+                if until is not None and r[1] >= until:
                     self.done = True
                     break
                 if used + size > self.bytes:
@@ -156,7 +155,7 @@ class _Budget:
         self.count -= n
         self.bytes -= used
         if out:
-            self.next = out[-1].seq_num + 1
+            self.next = out[-1][0] + 1
         if self.count <= 0 or self.bytes <= 0:
             self.done = True
         return out
@@ -255,7 +254,7 @@ async def _follow(
         while follower.batches:
             records, sizes = follower.batches.popleft()
             # A commit's records are consecutive; skip any the read already delivered.
-            skip = budget.next - records[0].seq_num if records else 0
+            skip = budget.next - records[0][0] if records else 0
             if skip > 0:
                 records, sizes = records[skip:], sizes[skip:]
             if not records:

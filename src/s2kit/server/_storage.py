@@ -5,7 +5,9 @@ newly sequenced records and state changes; a backend applies it atomically (a du
 in one transaction) or raises, in which case nothing of it may become visible. Reads only ever
 see committed data, so a reader never observes a record that could still be lost.
 
-Records are kept as :class:`~s2kit.types.SequencedRecord`. On an encrypted stream an envelope
+Records are kept as plain ``(seq_num, timestamp, headers, body)`` tuples
+(:data:`~s2kit.types.RecordFields`, which the cyclic GC stops tracking). On an encrypted stream
+an envelope
 record is stored sealed: no headers and the ciphertext as body; command records stay plain
 (s2-api.md §10.6). The plaintext metered size of every record is stored beside it, because
 read limits are in plaintext metered bytes.
@@ -19,16 +21,17 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter
+from itertools import accumulate
+from operator import itemgetter
 
-from s2kit.types import SequencedRecord, StreamPosition
+from s2kit.types import RecordFields, StreamPosition
 
 StreamKey = tuple[str, str]
 """(basin, stream)."""
 MetaRow = tuple[bytes, bytes | None]
 """A catalog row to persist with a commit: (key, value); value None deletes it (``_meta.py``)."""
 
-_ts = attrgetter("timestamp")
+_ts = itemgetter(1)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -36,7 +39,7 @@ class StreamCommit:
     """One stream's share of a group commit."""
 
     key: StreamKey
-    records: list[SequencedRecord] = field(default_factory=list)
+    records: list[RecordFields] = field(default_factory=list)
     sizes: list[int] = field(default_factory=list)
     expiry: float | None = None
     """Write-time TTL deadline (monotonic seconds) for these records; None = never."""
@@ -83,7 +86,7 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def read(
         self, key: StreamKey, start: int, max_count: int, max_bytes: int
-    ) -> tuple[list[SequencedRecord], list[int]]:
+    ) -> tuple[list[RecordFields], list[int]]:
         """Committed records from ``start`` on: at most ``max_count``, and stopping before the
         one that would take the plaintext metered total past ``max_bytes`` (at least one record
         is returned when any exists and fits). Also returns their metered sizes."""
@@ -111,7 +114,7 @@ class Storage(abc.ABC):
 @dataclass(slots=True)
 class _MemStream:
     state: StreamState = field(default_factory=StreamState)
-    records: list[SequencedRecord] = field(default_factory=list)
+    records: list[RecordFields] = field(default_factory=list)
     sizes: list[int] = field(default_factory=list)
     # (first seq_num, expiry) of each commit's run of records, in write order.
     expiries: list[tuple[int, float]] = field(default_factory=list)
@@ -137,7 +140,7 @@ class MemoryStorage(Storage):
             s = self._stream(c.key)
             if c.records:
                 if not s.records:
-                    s.base = c.records[0].seq_num
+                    s.base = c.records[0][0]
                 expiry = math.inf if c.expiry is None else c.expiry
                 s.expiries.append((s.base + len(s.records), expiry))
                 s.records.extend(c.records)
@@ -155,21 +158,19 @@ class MemoryStorage(Storage):
 
     def read(
         self, key: StreamKey, start: int, max_count: int, max_bytes: int
-    ) -> tuple[list[SequencedRecord], list[int]]:
+    ) -> tuple[list[RecordFields], list[int]]:
         s = self._streams.get(key)
         if s is None or not s.records:
             return [], []
         lo = max(start - s.base, 0)
         hi = min(lo + max_count, len(s.records))
-        sizes = s.sizes
-        total = 0
-        i = lo
-        while i < hi:
-            total += sizes[i]
-            if total > max_bytes:
-                break
-            i += 1
-        return s.records[lo:i], sizes[lo:i]
+        sizes = s.sizes[lo:hi]
+        if max_bytes < math.inf:
+            # Running totals in C; the last record that still fits marks the end.
+            n = bisect.bisect_right(list(accumulate(sizes)), max_bytes)
+            sizes = sizes[:n]
+            hi = lo + n
+        return s.records[lo:hi], sizes
 
     def seek_timestamp(self, key: StreamKey, timestamp: int) -> int | None:
         s = self._streams.get(key)

@@ -26,6 +26,7 @@ from s2kit.types import (
     Header,
     ReadBatch,
     Record,
+    RecordFields,
     Retention,
     SequencedRecord,
     StorageClass,
@@ -235,16 +236,16 @@ def decode_tail(data: bytes | str) -> StreamPosition:
 
 
 def read_batch_obj(
-    records: Iterable[SequencedRecord], tail: StreamPosition | None, fmt: Format
+    records: Iterable[RecordFields], tail: StreamPosition | None, fmt: Format
 ) -> dict[str, Any]:
     """The ``ReadBatch`` object: ``headers``/``body`` omitted when empty, ``tail`` when absent."""
     out = []
-    for r in records:
-        rec: dict[str, Any] = {"seq_num": r.seq_num, "timestamp": r.timestamp}
-        if r.headers:
-            rec["headers"] = [[_encode_bytes(n, fmt), _encode_bytes(v, fmt)] for n, v in r.headers]
-        if r.body:
-            rec["body"] = _encode_bytes(r.body, fmt)
+    for seq_num, timestamp, headers, body in records:
+        rec: dict[str, Any] = {"seq_num": seq_num, "timestamp": timestamp}
+        if headers:
+            rec["headers"] = [[_encode_bytes(n, fmt), _encode_bytes(v, fmt)] for n, v in headers]
+        if body:
+            rec["body"] = _encode_bytes(body, fmt)
         out.append(rec)
     obj: dict[str, Any] = {"records": out}
     if tail is not None:
@@ -253,7 +254,7 @@ def read_batch_obj(
 
 
 def encode_read_batch(
-    records: Iterable[SequencedRecord], tail: StreamPosition | None, fmt: Format
+    records: Iterable[RecordFields], tail: StreamPosition | None, fmt: Format
 ) -> str:
     """``ReadBatch`` JSON."""
     return dumps(read_batch_obj(records, tail, fmt))

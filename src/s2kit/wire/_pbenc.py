@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from s2kit.types import AppendAck, AppendInput, SequencedRecord, StreamPosition
+    from s2kit.types import AppendAck, AppendInput, RecordFields, StreamPosition
 
 
 def _varint_slow(n: int) -> bytes:
@@ -111,9 +111,7 @@ def encode_append_ack(ack: AppendAck) -> bytes:
 _CONTINUED = tuple(bytes((i | 0x80,)) for i in range(128))
 
 
-def encode_read_batch_parts(
-    records: Iterable[SequencedRecord], tail: StreamPosition | None
-) -> bytes:
+def encode_read_batch_parts(records: Iterable[RecordFields], tail: StreamPosition | None) -> bytes:
     """``ReadBatch``: records (1) of seq_num (1), timestamp (2), headers (3), body (4); tail (2).
 
     This runs for every record lite serves. Consecutive records usually share their timestamp
