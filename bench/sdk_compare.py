@@ -139,6 +139,10 @@ async def one_round(url: str, sdk: str, n: int, results: dict[str, list[float]])
             results[f"{sdk} producer cpu_us"].append(m.cpu / n * 1e6)
         finally:
             await (client.aclose() if sdk == "s2kit" else client.close())
+        # Free lite's memory for the next round: otherwise every round writes to fresh pages,
+        # and a VM's first touch of new memory slowed whichever SDK came later.
+        for name in names:
+            await admin.basin(BASIN).delete_stream(name)
 
 
 async def main(n: int, rounds: int, pin: bool) -> None:
