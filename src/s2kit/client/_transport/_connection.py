@@ -40,6 +40,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
+from s2kit._h2fast import new_connection
 from s2kit.client._transport._errors import LOCAL_H2, REMOTE_H2, chain
 from s2kit.client._transport._frames import GoAwayFilter, GoAwayReceived
 from s2kit.client._transport._stream import H2Stream
@@ -115,8 +116,7 @@ class H2ClientConnection(asyncio.Protocol):
         self._on_change = on_change  # capacity or life-cycle changed (the pool listens)
         self._loop = asyncio.get_running_loop()
         self._state = ConnectionState.HANDSHAKE
-        config = h2.config.H2Configuration(client_side=True, header_encoding=None)
-        self._h2 = h2.connection.H2Connection(config=config)
+        self._h2 = new_connection(client_side=True)
         # In the connection preface's SETTINGS rather than a second SETTINGS: the server
         # applies them before it sees any of our streams, so they hold from the start.
         self._h2.local_settings = h2.settings.Settings(

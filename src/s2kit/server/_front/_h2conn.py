@@ -37,6 +37,7 @@ import h2.exceptions
 import h2.settings
 from hyperframe.frame import GoAwayFrame
 
+from s2kit._h2fast import new_connection
 from s2kit.server._front._conn import BaseConnection
 from s2kit.server._front._exchange import ClientDisconnected, Request, Responder
 
@@ -145,8 +146,7 @@ class H2Connection(BaseConnection):
 
     def __init__(self, handler: Handler, *, tls: bool) -> None:
         super().__init__(handler, tls=tls)
-        config = h2.config.H2Configuration(client_side=False, header_encoding=None)
-        self._h2 = h2.connection.H2Connection(config=config)
+        self._h2 = new_connection(client_side=False)
         self._streams: dict[int, _H2Exchange] = {}
         self._flush_scheduled = False
         self._unflushed = 0

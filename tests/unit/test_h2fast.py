@@ -1,0 +1,128 @@
+"""LeanFrameBuffer yields exactly what h2's FrameBuffer yields, in any chunking, and fails the
+same way on bad frames (only earlier for an oversized one)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from h2.exceptions import FrameTooLargeError
+from h2.frame_buffer import FrameBuffer
+from hyperframe import frame as hf
+from hypothesis import given
+from hypothesis import strategies as st
+
+from s2kit._h2fast import LeanFrameBuffer, new_connection
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+MAX = 1 << 14
+
+
+def _data(stream: int, body: bytes, pad: int, end: bool) -> bytes:
+    f = hf.DataFrame(stream, body)
+    if pad:
+        f.flags.add("PADDED")
+        f.pad_length = pad
+    if end:
+        f.flags.add("END_STREAM")
+    return f.serialize()
+
+
+def _header_block(stream: int, block: bytes, pieces: int) -> bytes:
+    size = max(1, len(block) // pieces)
+    parts = [block[i : i + size] for i in range(0, len(block), size)] or [b""]
+    first = hf.HeadersFrame(stream, parts[0])
+    out = []
+    if len(parts) == 1:
+        first.flags.add("END_HEADERS")
+    out.append(first.serialize())
+    for i, part in enumerate(parts[1:], 1):
+        cont = hf.ContinuationFrame(stream, part)
+        if i == len(parts) - 1:
+            cont.flags.add("END_HEADERS")
+        out.append(cont.serialize())
+    return b"".join(out)
+
+
+streams = st.integers(1, 2**31 - 1)
+frames = st.one_of(
+    st.builds(_data, streams, st.binary(max_size=3000), st.integers(0, 255), st.booleans()).filter(
+        lambda b: len(b) - 9 <= MAX
+    ),
+    st.builds(_header_block, streams, st.binary(min_size=1, max_size=400), st.integers(1, 4)),
+    st.builds(lambda v: hf.PingFrame(0, v).serialize(), st.binary(min_size=8, max_size=8)),
+    st.builds(lambda n: hf.WindowUpdateFrame(0, n).serialize(), st.integers(1, 2**31 - 1)),
+    st.builds(
+        lambda s: hf.SettingsFrame(0, {hf.SettingsFrame.MAX_FRAME_SIZE: s}).serialize(),
+        st.integers(MAX, 2**24 - 1),
+    ),
+    st.builds(lambda d: hf.GoAwayFrame(0, 5, 0, d).serialize(), st.binary(max_size=50)),
+    st.builds(
+        lambda t, b: b"".join([len(b).to_bytes(3, "big"), bytes([t, 0]), b"\0\0\0\1", b]),
+        st.integers(0x20, 0xFF),
+        st.binary(max_size=40),
+    ),  # extension frames of unknown types
+)
+
+
+def _describe(f: hf.Frame) -> tuple[object, ...]:
+    body = getattr(f, "data", None) or getattr(f, "body", None) or getattr(f, "opaque_data", None)
+    return (type(f).__name__, f.stream_id, sorted(f.flags), body, f.serialize())
+
+
+def _feed(buf: FrameBuffer, chunks: list[bytes]) -> list[tuple[object, ...]]:
+    buf.max_frame_size = MAX
+    out = []
+    for chunk in chunks:
+        buf.add_data(chunk)
+        out.extend(_describe(f) for f in buf)
+    return out
+
+
+@given(st.lists(frames, max_size=12), st.lists(st.integers(0, 40_000), max_size=8), st.booleans())
+def test_same_frames_as_h2_in_any_chunking(
+    encoded: list[bytes], cuts: list[int], server: bool
+) -> None:
+    stream = (PREFACE if server else b"") + b"".join(encoded)
+    points = sorted({0, len(stream), *(c % (len(stream) + 1) for c in cuts)})
+    chunks = [stream[a:b] for a, b in itertools.pairwise(points)]
+    ours = _feed(LeanFrameBuffer(server=server), chunks)
+    assert ours == _feed(FrameBuffer(server=server), chunks)
+    assert len(ours) == len(encoded)
+
+
+def test_an_oversized_frame_is_refused_at_its_header() -> None:
+    buf = LeanFrameBuffer()
+    buf.max_frame_size = MAX
+    buf.add_data((MAX + 1).to_bytes(3, "big") + b"\0\0")  # DATA, no flags
+    buf.add_data(b"\0\0\0\1")  # stream 1: the header is whole, and none of the body came
+    with pytest.raises(FrameTooLargeError):
+        next(buf)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        hf.DataFrame(1, b"x").serialize()[:5] + b"\0\0\0\0",  # DATA on stream 0
+        b"\0\0\1\0\x08\0\0\0\1\x05",  # padding longer than the frame
+        hf.HeadersFrame(1, b"a").serialize() + hf.PingFrame(0, b"12345678").serialize(),
+    ],
+    ids=["data on stream 0", "bad padding", "header block interrupted"],
+)
+def test_bad_frames_fail_as_in_h2(data: bytes) -> None:
+    errors = []
+    for buf in (LeanFrameBuffer(), FrameBuffer()):
+        buf.max_frame_size = MAX
+        buf.add_data(data)
+        with pytest.raises(Exception) as info:  # noqa: PT011 (compared below)
+            list(buf)
+        errors.append(type(info.value))
+    assert errors[0] is errors[1]
+
+
+def test_new_connection_reads_through_the_lean_buffer() -> None:
+    conn = new_connection(client_side=True)
+    assert isinstance(conn.incoming_buffer, LeanFrameBuffer)
+    conn.initiate_connection()
+    events = conn.receive_data(hf.SettingsFrame(0).serialize())
+    assert [type(e).__name__ for e in events] == ["RemoteSettingsChanged"]
