@@ -24,12 +24,22 @@ def goaway(last_stream_id: int, error_code: int = 0, debug: bytes = b"") -> byte
     return frame(7, last_stream_id.to_bytes(4, "big") + error_code.to_bytes(4, "big") + debug)
 
 
-def feed(chunks: list[bytes]) -> list[bytes | GoAwayReceived]:
-    """Feed the chunks; merge adjacent pass-through segments so splits do not show."""
+def feed(chunks: list[bytes], *, reused: bool = False) -> list[bytes | GoAwayReceived]:
+    """Feed the chunks; merge adjacent pass-through segments so splits do not show.
+
+    ``reused``: as the connection does, pass each chunk as a view of one read buffer that
+    the next read overwrites (the filter must copy whatever it keeps).
+    """
     splitter = GoAwayFilter(max_frame_size=MAX)
     merged: list[bytes | GoAwayReceived] = []
+    buffer = bytearray(max((len(c) for c in chunks), default=0))
     for chunk in chunks:
-        for item in splitter.receive(chunk):
+        data: bytes | memoryview = chunk
+        if reused:
+            buffer[:] = b"\xee" * len(buffer)  # the previous read is gone
+            buffer[: len(chunk)] = chunk
+            data = memoryview(buffer)[: len(chunk)]
+        for item in splitter.receive(data):
             if isinstance(item, GoAwayReceived):
                 merged.append(item)
             elif merged and isinstance(merged[-1], bytes):
@@ -71,6 +81,7 @@ def test_byte_by_byte_gives_the_same_result() -> None:
     data = DATA + goaway(1) + PING + goaway(0, 0xB, b"x" * 40) + SETTINGS
     expected = feed([data])
     assert feed([data[i : i + 1] for i in range(len(data))]) == expected
+    assert feed([data[i : i + 1] for i in range(len(data))], reused=True) == expected
     assert expected == [
         DATA,
         GoAwayReceived(last_stream_id=1, error_code=0, debug_data=b""),
@@ -137,8 +148,14 @@ _frames = st.one_of(
 )
 
 
-@given(frames=st.lists(_frames, max_size=12), cuts=st.lists(st.integers(0, 2000), max_size=8))
-def test_any_split_yields_the_frames_in_order(frames: list[bytes], cuts: list[int]) -> None:
+@given(
+    frames=st.lists(_frames, max_size=12),
+    cuts=st.lists(st.integers(0, 2000), max_size=8),
+    reused=st.booleans(),
+)
+def test_any_split_yields_the_frames_in_order(
+    frames: list[bytes], cuts: list[int], reused: bool
+) -> None:
     data = b"".join(frames)
     points = sorted({min(c, len(data)) for c in cuts} | {0, len(data)})
     chunks = [data[a:b] for a, b in itertools.pairwise(points)]
@@ -156,4 +173,4 @@ def test_any_split_yields_the_frames_in_order(frames: list[bytes], cuts: list[in
             expected[-1] += raw
         else:
             expected.append(raw)
-    assert feed(chunks) == expected
+    assert feed(chunks, reused=reused) == expected

@@ -72,6 +72,7 @@ MAX_FRAME_SIZE = 64 << 10
 MAX_HEADER_LIST_SIZE = 64 << 10
 _DEFAULT_WINDOW = 65_535
 _FLUSH_BYTES = 256 << 10
+_READ_SIZE = 256 << 10  # what asyncio reads at once into a fresh bytes object otherwise
 _LAST_STREAM_ID = 2**31 - 1
 _CANCEL = 0x8
 
@@ -108,7 +109,7 @@ def _text(value: bytes | str) -> str:
     return value.decode("latin-1") if isinstance(value, bytes) else value
 
 
-class H2ClientConnection(asyncio.Protocol):
+class H2ClientConnection(asyncio.BufferedProtocol):
     """An HTTP/2 client connection to one origin (created by the pool's connect)."""
 
     def __init__(self, origin: Origin, on_change: Callable[[H2ClientConnection], None]) -> None:
@@ -130,6 +131,7 @@ class H2ClientConnection(asyncio.Protocol):
         )
         self._h2.max_inbound_frame_size = MAX_FRAME_SIZE
         self._filter = GoAwayFilter(max_frame_size=MAX_FRAME_SIZE)
+        self._rbuf = memoryview(bytearray(_READ_SIZE))
         self._transport: asyncio.Transport | None = None
         self._streams: dict[int, H2Stream] = {}
         self._window_waiters: set[H2Stream] = set()  # streams parked on flow control
@@ -295,7 +297,14 @@ class H2ClientConnection(asyncio.Protocol):
         self._h2.increment_flow_control_window(CONNECTION_WINDOW - _DEFAULT_WINDOW)
         self._flush()
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._rbuf
+
+    def buffer_updated(self, nbytes: int) -> None:
+        # Reads land in one buffer of ours, so no read allocates: h2 copies what it keeps.
+        self.data_received(self._rbuf[:nbytes])
+
+    def data_received(self, data: bytes | memoryview) -> None:
         self._last_received = self._loop.time()
         if self._state is _C.CLOSING or self._state is _C.CLOSED:
             return  # h2 may already have sent GOAWAY, and every stream has failed

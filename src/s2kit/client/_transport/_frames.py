@@ -8,7 +8,8 @@ headers (RFC 9113 §4.1), passes all other frames through untouched, and returns
 
 Sans-IO: bytes in, an ordered list of pass-through segments and events out. A read made of
 whole frames without a GOAWAY (the usual case) comes back as the very same object, uncopied;
-a frame header split across reads is held back until its type is known.
+a frame header split across reads is held back (copied: a read may be a view of a buffer the
+connection reuses) until its type is known.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class GoAwayFilter:
         self._goaway = bytearray()  # a GOAWAY payload being collected
         self._goaway_left = 0
 
-    def receive(self, data: bytes) -> list[bytes | memoryview | GoAwayReceived]:
+    def receive(self, data: bytes | memoryview) -> list[bytes | memoryview | GoAwayReceived]:
         """Feed one read; return what to hand to ``h2`` and the GOAWAYs, in stream order.
 
         Raises:
@@ -90,7 +91,7 @@ class GoAwayFilter:
                     break
             if end - pos < FRAME_HEADER_SIZE:
                 if pos < end:
-                    self._head = data[pos:]
+                    self._head = bytes(data[pos:])  # the caller may reuse its buffer
                 break
             if not self._start_frame(data, pos):
                 if pos > run:
@@ -101,7 +102,7 @@ class GoAwayFilter:
             out.append(data if run == 0 and pos == end else memoryview(data)[run:pos])
         return out
 
-    def _start_frame(self, buf: bytes, at: int) -> bool:
+    def _start_frame(self, buf: bytes | memoryview, at: int) -> bool:
         """Read the header at ``buf[at:]``; True if the frame passes through to ``h2``."""
         length = buf[at] << 16 | buf[at + 1] << 8 | buf[at + 2]
         if buf[at + 3] != GOAWAY:
