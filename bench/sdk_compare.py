@@ -33,6 +33,9 @@ from _harness import MIB, Server, markdown_table, self_cpu_seconds
 
 BASIN = "bench-compare"
 KIB_BODY = b"x" * (1024 - 8)  # metered 1 KiB
+# With --vary: the batch's bodies take sizes spread over 512-1536 B metered (mean 1 KiB), the
+# same for both SDKs, so the read path sees records of many lengths.
+VARIED_BODIES = tuple(b"v" * (512 - 8 + (i * 389) % 1025) for i in range(500))
 SMALL_BODY = b"y" * (128 - 8)  # metered 128 B
 BATCH = 500
 
@@ -51,11 +54,24 @@ class Measure:
         self.cpu = self_cpu_seconds() - cpu0
 
 
+VARY = False
+
+
+def bodies() -> tuple[bytes, ...]:
+    """One batch's bodies."""
+    return VARIED_BODIES if VARY else (KIB_BODY,) * BATCH
+
+
+def mean_size() -> float:
+    """Mean metered bytes of a session record."""
+    return sum(8 + len(b) for b in bodies()) / BATCH
+
+
 # --- s2kit ------------------------------------------------------------------------------------
 
 
 async def ours_session(stream: s2kit.Stream, n: int) -> None:
-    records = tuple(s2kit.Record(body=KIB_BODY) for _ in range(BATCH))
+    records = tuple(s2kit.Record(body=b) for b in bodies())
     inp = s2kit.AppendInput(records=records)
     async with stream.append_session() as session:
         tickets = [await session.submit(inp) for _ in range(n // BATCH)]
@@ -82,7 +98,7 @@ async def ours_read(stream: s2kit.Stream, n: int) -> None:
 
 
 async def theirs_session(stream: Any, n: int) -> None:
-    records = [s2_sdk.Record(body=KIB_BODY) for _ in range(BATCH)]
+    records = [s2_sdk.Record(body=b) for b in bodies()]
     inp = s2_sdk.AppendInput(records=records)
     async with stream.append_session() as session:
         tickets = [await session.submit(inp) for _ in range(n // BATCH)]
@@ -128,10 +144,10 @@ async def one_round(url: str, sdk: str, n: int, results: dict[str, list[float]])
             m = Measure()
             await m.run(lambda: session(stream(names[0]), n))
             results[f"{sdk} session cpu_us"].append(m.cpu / n * 1e6)
-            results[f"{sdk} session MiB/s"].append(n * 1024 / MIB / m.wall)
+            results[f"{sdk} session MiB/s"].append(n * mean_size() / MIB / m.wall)
             m = Measure()
             await m.run(lambda: read(stream(names[0]), n))
-            results[f"{sdk} read MiB/s"].append(n * 1024 / MIB / m.wall)
+            results[f"{sdk} read MiB/s"].append(n * mean_size() / MIB / m.wall)
             results[f"{sdk} read cpu_us"].append(m.cpu / n * 1e6)
             m = Measure()
             await m.run(lambda: producer(stream(names[1]), n))
@@ -198,5 +214,9 @@ if __name__ == "__main__":
     parser.add_argument(
         "--pin", action="store_true", help="pin lite to CPU 1 and this client to CPU 0"
     )
+    parser.add_argument(
+        "--vary", action="store_true", help="session records of 512-1536 B instead of 1 KiB"
+    )
     args = parser.parse_args()
+    VARY = args.vary
     asyncio.run(main(args.records, args.rounds, args.pin))
