@@ -108,11 +108,15 @@ def sequenced_runs(draw: st.DrawFn) -> list[SequencedRecord]:
     lengths: the shape of a real batch, which the encoder's caches are built for."""
     seq = draw(st.sampled_from([0, 1, 100, 127, 16_250, 2_097_100, 2**35 - 60, 2**63]))
     out = []
+    bodies = st.sampled_from([b"", b"x", b"y" * 200, b"z" * 16_380, b"w" * 20_000])
     for _ in range(draw(st.integers(1, 6))):  # runs
         ts = draw(st.sampled_from([0, 1, 1_700_000_000_000]) | u64)
-        body = draw(st.sampled_from([b"", b"x", b"y" * 200]))
+        body = draw(bodies)
+        vary = draw(st.booleans())  # a body length of its own for every record
         for _ in range(draw(st.integers(1, 150))):
             hs = draw(st.just(()) | headers) if draw(st.integers(0, 30)) == 0 else ()
+            if vary:
+                body = draw(bodies)
             out.append(SequencedRecord(seq_num=seq, timestamp=ts, headers=hs, body=body))
             seq += 1
     return out

@@ -115,37 +115,39 @@ def encode_read_batch_parts(records: Iterable[RecordFields], tail: StreamPositio
     """``ReadBatch``: records (1) of seq_num (1), timestamp (2), headers (3), body (4); tail (2).
 
     This runs for every record lite serves. Consecutive records usually share their timestamp
-    and body length and differ only in the low 7 bits of seq_num, so everything else about a
-    record's encoding is cached while it repeats: the steady-state cost per record is one
-    table lookup and one list extend (about 0.18 µs against 0.55 µs field by field).
+    and differ only in the low 7 bits of seq_num, so everything but those bits and the body
+    length is cached while it repeats: a record costs one table lookup and one list extend
+    (about 0.18 µs against 0.55 µs field by field), plus two more lookups and a few
+    concatenations when its body length differs from the previous one's.
     """
     parts: list[bytes] = []
-    last_ts = last_blen = last_hi = -1
-    mid = lead = rest = b""
+    small = _SMALL
+    last_ts = last_hi = last_blen = -1
+    lead = rest = head = b""  # head: seq_num's high bits and the timestamp field, encoded
     for seq, ts, headers, body in records:
         blen = len(body)
         if headers or seq < 128:
-            head = b"\x08" + varint(seq) if seq else b""
+            one = b"\x08" + varint(seq) if seq else b""
             if ts:
-                head += b"\x10" + varint(ts)
+                one += b"\x10" + varint(ts)
             if headers:
-                head += b"".join(_headers(b"\x1a", headers))
+                one += b"".join(_headers(b"\x1a", headers))
             if blen:
-                head += b"\x22" + varint(blen)
-            parts += (b"\x0a" + varint(len(head) + blen) + head, body)
+                one += b"\x22" + varint(blen)
+            parts += (b"\x0a" + varint(len(one) + blen) + one, body)
             continue
         # seq >= 128: its varint is _CONTINUED[seq & 0x7F] then varint(seq >> 7).
         hi = seq >> 7
-        if hi != last_hi or ts != last_ts or blen != last_blen:
-            if ts != last_ts or blen != last_blen:
-                last_ts, last_blen = ts, blen
-                mid = b"\x10" + varint(ts) if ts else b""
-                if blen:
-                    mid += b"\x22" + varint(blen)
-            last_hi = hi
-            vhi = varint(hi)
-            lead = b"\x0a" + varint(2 + len(vhi) + len(mid) + blen) + b"\x08"
-            rest = vhi + mid
+        if hi != last_hi or ts != last_ts:
+            last_hi, last_ts, last_blen = hi, ts, -1
+            head = varint(hi) + (b"\x10" + varint(ts) if ts else b"")
+        if blen != last_blen:
+            last_blen = blen
+            rest = head
+            if blen:
+                rest += b"\x22" + (small[blen] if blen < 16384 else varint(blen))
+            size = 2 + len(rest) + blen  # the \x08 key, the low seq_num byte, rest, body
+            lead = b"\x0a" + (small[size] if size < 16384 else varint(size)) + b"\x08"
         parts += (lead, _CONTINUED[seq & 0x7F], rest, body)
     if tail is not None:
         parts.append(_position(b"\x12", tail))
