@@ -103,7 +103,7 @@ class Record:
         # The common case (bytes body, no headers) costs two type checks and three stores.
         setter = RECORD_SETTERS
         setter[0](self, body if type(body) is bytes else _as_bytes(body))
-        if headers == ():
+        if headers is _NO_HEADERS:  # the default (CPython has one empty tuple)
             setter[1](self, ())
         elif type(headers) is tuple and all(
             type(n) is bytes and type(v) is bytes for n, v in headers
@@ -118,6 +118,8 @@ class Record:
         """The record's metered size (s2-api.md §2)."""
         return metered_bytes(self.headers, self.body)
 
+
+_NO_HEADERS: tuple[Header, ...] = ()
 
 # Slot setters of Record, for its __init__ and for decoders that build records directly.
 RECORD_SETTERS = tuple(Record.__dict__[f].__set__ for f in ("body", "headers", "timestamp"))
