@@ -50,11 +50,28 @@ class LeanFrameBuffer(FrameBuffer):
     """``FrameBuffer`` whose frames are parsed from a view of the buffer, not from a copy.
 
     Differences from h2's: one copy less per frame, and a frame longer than the maximum is
-    refused as soon as its header arrives rather than once all of it has been buffered.
+    refused as soon as its header arrives rather than once all of it has been buffered. The
+    buffer is our own (h2 renamed and retyped its own between releases); the preamble check
+    and the header-block assembly (``_update_header_buffer``) are h2's.
     """
 
+    def __init__(self, server: bool = False) -> None:
+        super().__init__(server=server)
+        self._buf = bytearray()
+
+    def add_data(self, data: bytes | memoryview) -> None:  # type: ignore[override]
+        view = memoryview(data)
+        if self._preamble_len:  # a server first checks the client's connection preface
+            n = min(self._preamble_len, len(view))
+            if self._preamble[:n] != view[:n]:
+                raise ProtocolError("Invalid HTTP/2 preamble.")
+            view = view[n:]
+            self._preamble_len -= n
+            self._preamble = self._preamble[n:]
+        self._buf += view
+
     def __next__(self) -> _frame.Frame:
-        data = self._data
+        data = self._buf
         if len(data) < _HEADER:
             raise StopIteration
         view = memoryview(data)
