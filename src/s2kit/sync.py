@@ -14,17 +14,16 @@ Sessions are context managers; read sessions are iterators::
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import threading
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from s2kit._sync_core import Ticket
+from s2kit._sync_core import call as _call
+from s2kit._sync_core import run as _run
+from s2kit._sync_producer import Producer
 from s2kit.client import S2 as AsyncS2
 from s2kit.client import AppendSession as AsyncAppendSession
-from s2kit.client import AppendTicket, RecordTicket
 from s2kit.client import Basin as AsyncBasin
-from s2kit.client import Producer as AsyncProducer
 from s2kit.client import ReadSession as AsyncReadSession
 from s2kit.client import Stream as AsyncStream
 from s2kit.types import SeqNum
@@ -47,7 +46,6 @@ if TYPE_CHECKING:
         ReadBatch,
         ReadLimit,
         ReadStart,
-        Record,
         StreamConfig,
         StreamInfo,
         StreamPosition,
@@ -59,34 +57,7 @@ _FROM_START = SeqNum(0)
 
 __all__ = ["AppendSession", "Basin", "Producer", "ReadSession", "S2", "Stream", "Ticket"]
 
-T = TypeVar("T")
 Named = TypeVar("Named", "BasinInfo", "StreamInfo")
-
-
-class _Loop:
-    """The shared background loop."""
-
-    _lock = threading.Lock()
-    _loop: asyncio.AbstractEventLoop | None = None
-
-    @classmethod
-    def get(cls) -> asyncio.AbstractEventLoop:
-        with cls._lock:
-            if cls._loop is None or cls._loop.is_closed():
-                loop = asyncio.new_event_loop()
-                thread = threading.Thread(target=loop.run_forever, name="s2kit-sync", daemon=True)
-                thread.start()
-                cls._loop = loop
-            return cls._loop
-
-
-def _run(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-    future = asyncio.run_coroutine_threadsafe(coro, _Loop.get())
-    try:
-        return future.result(timeout)
-    except concurrent.futures.TimeoutError:
-        future.cancel()
-        raise TimeoutError("timed out waiting for the result") from None
 
 
 def _all_pages(
@@ -100,32 +71,6 @@ def _all_pages(
         if not page.has_more or not page.items:
             return
         start_after = page.items[-1].name
-
-
-async def _await(aw: Awaitable[T]) -> T:
-    return await aw
-
-
-async def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    return fn(*args, **kwargs)
-
-
-class Ticket:
-    """The outcome of a submitted input or record; :meth:`result` blocks for it."""
-
-    def __init__(self, ticket: AppendTicket | RecordTicket) -> None:
-        self._ticket = ticket
-        self._future = asyncio.run_coroutine_threadsafe(_await(ticket), _Loop.get())
-
-    def result(self, timeout: float | None = None) -> Any:
-        """The ack (:class:`~s2kit.types.AppendAck` or :class:`~s2kit.RecordAck`)."""
-        return self._future.result(timeout)
-
-    def done(self) -> bool:
-        """Whether the outcome is in."""
-        # The ticket itself, not the relay future: that one completes a loop turn later, so
-        # it could still be pending right after close() or flush() returned.
-        return self._ticket.done()
 
 
 class S2:
@@ -417,7 +362,7 @@ class AppendSession:
 
     def submit(self, inp: AppendInput) -> Ticket:
         """Queue an input (blocks while at the unacked cap)."""
-        return Ticket(_run(self._session.submit(inp)))
+        return Ticket.relaying(_run(self._session.submit(inp)))
 
     def close(self) -> None:
         """Wait for every ack and end the session."""
@@ -431,38 +376,6 @@ class AppendSession:
         """Queued, in-flight and acknowledged counts (a snapshot taken on the session's loop)."""
         stats: AppendSessionStatistics = _run(_call(self._session.statistics))
         return stats
-
-
-class Producer:
-    """Blocking :class:`s2kit.Producer`."""
-
-    def __init__(self, producer: AsyncProducer) -> None:
-        self._producer = producer
-
-    def __enter__(self) -> Producer:
-        return self
-
-    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
-        if exc is None:
-            self.close()
-        else:
-            _run(self._producer.abort())
-
-    def submit(self, record: Record) -> Ticket:
-        """Add a record; the ticket resolves to a :class:`~s2kit.RecordAck`."""
-        return Ticket(_run(self._producer.submit(record)))
-
-    def flush(self) -> None:
-        """Send the partial batch and wait for every ack so far."""
-        _run(self._producer.flush())
-
-    def close(self) -> None:
-        """Flush, wait, and end."""
-        _run(self._producer.close())
-
-    def abort(self) -> None:
-        """Stop now; unresolved tickets fail with :class:`~s2kit.errors.ClosedError`."""
-        _run(self._producer.abort())
 
 
 class ReadSession:
@@ -494,3 +407,7 @@ class ReadSession:
     def tail(self) -> StreamPosition | None:
         """The latest tail the server reported (set once the session reached the live tail)."""
         return self._session.tail
+
+
+# Defined in private modules; documented, and repr'd, as this module's.
+Producer.__module__ = Ticket.__module__ = __name__

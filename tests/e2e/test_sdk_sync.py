@@ -270,6 +270,46 @@ def test_producer(stream: s2kit.sync.Stream) -> None:
         fenced.close()
 
 
+def test_producer_from_threads_under_backpressure(stream: s2kit.sync.Stream) -> None:
+    # Two threads share one producer whose cap holds only a few records: submit blocks and
+    # resumes, every record lands once, and each thread's records keep their order.
+    per_thread, pad = 150, b"." * (64 << 10)
+    with stream.producer(max_unacked_bytes=1 << 20) as producer:
+
+        def produce(tag: bytes) -> list[s2kit.sync.Ticket]:
+            return [
+                producer.submit(Record(body=tag + b"%04d" % i + pad)) for i in range(per_thread)
+            ]
+
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            work = [pool.submit(produce, tag) for tag in (b"a", b"b")]
+            tickets = {tag: w.result(WAIT) for tag, w in zip((b"a", b"b"), work, strict=True)}
+    landed = {
+        r.seq_num: r.body
+        for batch in stream.read_session(SeqNum(0), limit=ReadLimit(count=2 * per_thread))
+        for r in batch.records
+    }
+    assert len(landed) == 2 * per_thread
+    for tag, mine in tickets.items():
+        seqs = [t.result(WAIT).seq_num for t in mine]
+        assert seqs == sorted(seqs)
+        assert [landed[s] for s in seqs] == [tag + b"%04d" % i + pad for i in range(per_thread)]
+
+
+def test_producer_reports_errors_at_submit(stream: s2kit.sync.Stream) -> None:
+    with stream.producer() as producer:
+        with pytest.raises(UsageError):
+            producer.submit(Record(body=b"x" * (1 << 20)))  # over the 1 MiB batch limit
+        assert producer.submit(Record(body=b"fine")).result(WAIT).seq_num == 0
+    fenced = stream.producer(fencing_token="nobody")
+    first = fenced.submit(Record(body=b"x"))
+    with pytest.raises(FencingTokenMismatch):
+        first.result(WAIT)
+    with pytest.raises(FencingTokenMismatch):  # the producer failed: later submits say why
+        fenced.submit(Record(body=b"y"))
+    fenced.abort()
+
+
 def test_read_session(stream: s2kit.sync.Stream) -> None:
     stream.append(AppendInput(records=tuple(Record(body=b"%d" % i) for i in range(3))))
     with stream.read_session(SeqNum(0), limit=ReadLimit(count=2)) as bounded:

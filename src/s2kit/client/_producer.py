@@ -102,11 +102,21 @@ class RecordTicket:
         future = self._batch.future
         # Tickets are mostly awaited after their batch was acked: skip the future's iterator.
         ack = future.result() if future.done() else (yield from future.__await__())
-        return _tuple_new(RecordAck, (ack.start.seq_num + self._index, ack))
+        return record_ack(ack, self._index)
 
     def done(self) -> bool:
         """Whether the outcome is in."""
         return self._batch.future.done()
+
+    def batch_outcome(self) -> tuple[asyncio.Future[AppendAck], int]:
+        """The future of the record's batch and the record's index in it (internal: the
+        blocking producer resolves a whole batch's tickets from one callback)."""
+        return self._batch.future, self._index
+
+
+def record_ack(batch: AppendAck, index: int) -> RecordAck:
+    """The ack of the ``index``-th record of an acked batch."""
+    return _tuple_new(RecordAck, (batch.start.seq_num + index, batch))
 
 
 class _Batch:
@@ -168,6 +178,21 @@ class Producer:
         self._unresolved = 0
         self._drained = asyncio.Event()
         self._drained.set()
+
+    @property
+    def max_record_bytes(self) -> int:
+        """The largest record, in metered bytes, that :meth:`submit` accepts."""
+        return self._max_record
+
+    @property
+    def error(self) -> S2Error | None:
+        """The error that failed the producer, if it did (every later call raises it)."""
+        return self._error
+
+    @property
+    def max_unacked_bytes(self) -> int:
+        """The cap on metered bytes submitted but not yet acknowledged."""
+        return self._max_bytes
 
     async def __aenter__(self) -> Producer:
         return self
