@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from s2kit.errors import ClosedError
 
 if TYPE_CHECKING:
     from s2kit.client import AppendTicket, RecordTicket
@@ -46,11 +48,6 @@ def run(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         raise TimeoutError("timed out waiting for the result") from None
 
 
-async def await_(aw: Awaitable[T]) -> T:
-    """A coroutine awaiting ``aw`` (what ``run`` takes)."""
-    return await aw
-
-
 async def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
     """A coroutine calling ``fn`` on the loop (for constructors and getters bound to it)."""
     return fn(*args, **kwargs)
@@ -59,28 +56,47 @@ async def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
 class Ticket:
     """The outcome of a submitted input or record; :meth:`result` blocks for it."""
 
-    __slots__ = ("_future", "_ticket")
+    __slots__ = ("_cond", "_done", "_error", "_ticket", "_value")
 
-    def __init__(self) -> None:
-        # Resolved from the loop; made here so that a ticket exists before its record reached
-        # the loop (the blocking producer hands records over in bulk).
-        self._future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+    def __init__(self, cond: threading.Condition) -> None:
+        # Set from the loop, which then notifies ``cond``: tickets of one producer share it,
+        # so a record's ticket costs a small object, and a batch's acks one notification.
+        self._cond = cond
+        self._done = False
+        self._value: Any = None
+        self._error: BaseException | None = None
         self._ticket: AppendTicket | RecordTicket | None = None
 
-    @classmethod
-    def relaying(cls, ticket: AppendTicket | RecordTicket) -> Ticket:
-        """A ticket following an async one through a coroutine on the loop."""
-        t = cls()
-        t._ticket = ticket
-        t._future = asyncio.run_coroutine_threadsafe(await_(ticket), Loop.get())
-        return t
-
     def result(self, timeout: float | None = None) -> Any:
-        """The ack (:class:`~s2kit.types.AppendAck` or :class:`~s2kit.RecordAck`)."""
-        return self._future.result(timeout)
+        """The ack (:class:`~s2kit.types.AppendAck` or :class:`~s2kit.RecordAck`).
+
+        Raises:
+            TimeoutError: no outcome within ``timeout`` seconds.
+            S2Error: the append failed (or ClosedError: it was abandoned).
+        """
+        if not self._done:
+            with self._cond:
+                if not self._cond.wait_for(lambda: self._done, timeout):
+                    raise TimeoutError("timed out waiting for the ack")
+        if self._error is not None:
+            raise self._error
+        return self._value
 
     def done(self) -> bool:
         """Whether the outcome is in."""
-        # Also the async ticket itself: the relay completes a loop turn after it, so it could
-        # still be pending right after close() or flush() returned.
-        return self._future.done() or (self._ticket is not None and self._ticket.done())
+        # Also the async ticket itself: the outcome is copied here a loop turn after it, so
+        # this could still be pending right after close() or flush() returned.
+        return self._done or (self._ticket is not None and self._ticket.done())
+
+    def set(self, value: Any = None, error: BaseException | None = None) -> None:
+        """Record the outcome (on the loop; the caller then notifies the condition)."""
+        self._value, self._error = value, error
+        self._done = True
+
+
+def outcome_of(future: asyncio.Future[Any]) -> tuple[Any, BaseException | None]:
+    """(value, error) of a finished future; cancelled means abandoned: ClosedError."""
+    if future.cancelled():
+        return None, ClosedError("the append was abandoned")
+    error = future.exception()
+    return (None, error) if error is not None else (future.result(), None)

@@ -16,7 +16,7 @@ import threading
 from functools import partial
 from typing import TYPE_CHECKING
 
-from s2kit._sync_core import Loop, Ticket, run
+from s2kit._sync_core import Loop, Ticket, outcome_of, run
 from s2kit.client._producer import record_ack
 from s2kit.errors import ClosedError, UsageError
 
@@ -27,22 +27,22 @@ if TYPE_CHECKING:
     from s2kit.types import AppendAck, Record
 
 _Entries = list[tuple[int, Ticket]]
+_LINGER = 0.0005  # seconds an idle feeder waits for more records before it exits
 
 
-def _settle(entries: _Entries, batch: asyncio.Future[AppendAck]) -> None:
+def _settle(
+    entries: _Entries, acked: threading.Condition, batch: asyncio.Future[AppendAck]
+) -> None:
     """Resolve one batch's tickets (a done-callback of the batch's future)."""
-    if batch.cancelled():
+    ack, error = outcome_of(batch)
+    if error is not None:
         for _, t in entries:
-            t._future.set_exception(ClosedError("the producer stopped"))
-        return
-    exc = batch.exception()
-    if exc is not None:
-        for _, t in entries:
-            t._future.set_exception(exc)
-        return
-    ack = batch.result()
-    for index, t in entries:
-        t._future.set_result(record_ack(ack, index))
+            t.set(error=error)
+    else:
+        for index, t in entries:
+            t.set(record_ack(ack, index))
+    with acked:
+        acked.notify_all()
 
 
 class Producer:
@@ -55,6 +55,7 @@ class Producer:
         self._limit = producer.max_unacked_bytes
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)
+        self._acked = threading.Condition()  # notified when tickets get their outcome
         self._queue: collections.deque[tuple[Record, int, Ticket]] = collections.deque()
         self._queued = 0  # metered bytes in _queue and in the feeder's hands
         self._feeding = False  # a feeder runs or is about to start (guarded by _lock)
@@ -84,7 +85,7 @@ class Producer:
         size = record.metered_bytes
         if size > self._max_record:
             raise UsageError("record exceeds the batch size limit")
-        ticket = Ticket()
+        ticket = Ticket(self._acked)
         with self._room:
             while self._queued and self._queued + size > self._limit and self._error is None:
                 self._room.wait()
@@ -123,13 +124,22 @@ class Producer:
         self._feeder = self._loop.create_task(self._feed(), name="s2kit-sync-producer")
 
     async def _feed(self) -> None:
+        idle = False
         while True:
             with self._lock:
                 items = list(self._queue)
                 self._queue.clear()
-                if not items:
+                if not items and idle:
                     self._feeding = False
                     return
+            if not items:
+                # Linger a moment before exiting: a caller submitting in a loop is usually a
+                # few microseconds behind, and starting a feeder (a wake-up of the loop and a
+                # task) for each record would cost more than the records.
+                idle = True
+                await asyncio.sleep(_LINGER)
+                continue
+            idle = False
             by_batch: dict[asyncio.Future[AppendAck], _Entries] = {}
             done = 0
             try:
@@ -146,7 +156,7 @@ class Producer:
                 return  # the error is kept: submit, flush and the tickets report it
             finally:
                 for future, entries in by_batch.items():
-                    future.add_done_callback(partial(_settle, entries))
+                    future.add_done_callback(partial(_settle, entries, self._acked))
             with self._room:
                 self._queued -= sum(size for _, size, _ in items)
                 self._room.notify_all()
@@ -162,7 +172,9 @@ class Producer:
             self._feeding = False
             self._room.notify_all()
         for t in unsent:
-            t._future.set_exception(error)
+            t.set(error=error)
+        with self._acked:
+            self._acked.notify_all()
 
     async def _after_feeder(self, then: Callable[[], Awaitable[None]]) -> None:
         # Records submitted before this call were queued before it reached the loop, so the

@@ -74,6 +74,10 @@ class AppendTicket:
         """Whether the ack (or the failure) is in."""
         return self._future.done()
 
+    def outcome(self) -> asyncio.Future[AppendAck]:
+        """The future behind the ticket (internal: the blocking API relays it)."""
+        return self._future
+
 
 @dataclass(slots=True, eq=False)
 class _Entry:
