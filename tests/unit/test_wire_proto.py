@@ -76,10 +76,29 @@ def test_fast_append_input_decoder_agrees_with_upb(inp: AppendInput) -> None:
         b"\x10\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01",  # match_seq_num overflow
         b"\x1a\x02\xff\xfe",  # fencing token that is not UTF-8
         b"\xff",
+        b"\x0a\x02\x08\x80\x0a\x00",  # a timestamp varint running into the next record
+        b"\x0a\x80\x01",  # a two-byte record length, and no record
     ],
 )
 def test_fast_decoder_agrees_with_upb_or_defers(data: bytes) -> None:
     fast = _pbdec.decode_append_input(data)
+    try:
+        upb = _proto.decode_append_input(bytearray(data))  # bytearray: the upb path
+    except _proto.ProtoDecodeError:
+        assert fast is None
+    else:
+        assert fast is None or fast == upb
+
+
+@given(inputs, st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=4))
+def test_fast_decoder_on_damaged_inputs_agrees_with_upb_or_defers(
+    inp: AppendInput, damage: list[tuple[int, int]]
+) -> None:
+    data = bytearray(_upb_input(inp))
+    for at, value in damage:
+        if data:
+            data[at % len(data)] = value
+    fast = _pbdec.decode_append_input(bytes(data))
     try:
         upb = _proto.decode_append_input(bytearray(data))  # bytearray: the upb path
     except _proto.ProtoDecodeError:

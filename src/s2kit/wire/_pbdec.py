@@ -75,6 +75,8 @@ def _record(data: bytes, pos: int, end: int) -> Record:
         else:
             raise _GiveUp
         pos = stop
+    if pos != end:  # a varint ran past the record: upb rejects that
+        raise _GiveUp
     rec: Record = object.__new__(Record)
     s_body, s_headers, s_ts = RECORD_SETTERS
     s_body(rec, body)
@@ -86,6 +88,9 @@ def _record(data: bytes, pos: int, end: int) -> Record:
 def decode_append_input(data: bytes) -> AppendInput | None:
     """The decoded input, or None when this decoder does not handle these bytes."""
     records: list[Record] = []
+    add = records.append
+    new = object.__new__
+    s_body, s_headers, s_ts = RECORD_SETTERS
     match_seq_num: int | None = None
     fencing_token: str | None = None
     pos, end = 0, len(data)
@@ -95,24 +100,36 @@ def decode_append_input(data: bytes) -> AppendInput | None:
             if key == 0x10:
                 match_seq_num, pos = _varint(data, pos + 1)
                 continue
-            n, pos = _varint(data, pos + 1)
+            # The field's length, inline when it takes one or two bytes (records do).
+            b = data[pos + 1]
+            if b < 0x80:
+                n, pos = b, pos + 2
+            elif (c := data[pos + 2]) < 0x80:
+                n, pos = (b & 0x7F) | c << 7, pos + 3
+            else:
+                n, pos = _varint(data, pos + 1)
             stop = pos + n
             if stop > end:
                 return None
             if key == 0x0A:
                 # The common record: `1a len body` and nothing else.
                 if pos < stop and data[pos] == 0x1A:
-                    blen, bpos = _varint(data, pos + 1)
+                    b = data[pos + 1]
+                    if b < 0x80:
+                        blen, bpos = b, pos + 2
+                    elif (c := data[pos + 2]) < 0x80:
+                        blen, bpos = (b & 0x7F) | c << 7, pos + 3
+                    else:
+                        blen, bpos = _varint(data, pos + 1)
                     if bpos + blen == stop:
-                        rec: Record = object.__new__(Record)
-                        s_body, s_headers, s_ts = RECORD_SETTERS
+                        rec: Record = new(Record)
                         s_body(rec, data[bpos:stop])
                         s_headers(rec, ())
                         s_ts(rec, None)
-                        records.append(rec)
+                        add(rec)
                         pos = stop
                         continue
-                records.append(_record(data, pos, stop))
+                add(_record(data, pos, stop))
             elif key == 0x1A:
                 fencing_token = data[pos:stop].decode()
             else:
