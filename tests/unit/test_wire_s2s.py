@@ -22,6 +22,7 @@ from s2kit.wire._s2s import (
     Message,
     Terminal,
     encode_message,
+    encode_message_chunks,
     encode_messages,
     encode_terminal,
 )
@@ -385,3 +386,18 @@ def test_wire_codecs_do_not_import_io_modules() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip() == "[]"
+
+
+@given(chunks=st.lists(payload_st, max_size=6), compression=st.sampled_from(list(Compression)))
+@settings(deadline=None)
+def test_encode_message_chunks_is_encode_message_of_the_join(
+    chunks: list[bytes], compression: Compression
+) -> None:
+    assert encode_message_chunks(list(chunks), compression) == encode_message(
+        b"".join(chunks), compression
+    )
+
+
+def test_encode_message_chunks_refuses_an_oversized_message() -> None:
+    with pytest.raises(UsageError):
+        encode_message_chunks([b"x" * MAX_MESSAGE_SIZE, b"y"], NONE)

@@ -112,7 +112,13 @@ _CONTINUED = tuple(bytes((i | 0x80,)) for i in range(128))
 
 
 def encode_read_batch_parts(records: Iterable[RecordFields], tail: StreamPosition | None) -> bytes:
-    """``ReadBatch``: records (1) of seq_num (1), timestamp (2), headers (3), body (4); tail (2).
+    """``ReadBatch``: records (1) of seq_num (1), timestamp (2), headers (3), body (4); tail (2)."""
+    return b"".join(read_batch_chunks(records, tail))
+
+
+def read_batch_chunks(records: Iterable[RecordFields], tail: StreamPosition | None) -> list[bytes]:
+    """:func:`encode_read_batch_parts` as the pieces whose concatenation it is (so that a
+    frame header can go in front without copying the message twice).
 
     This runs for every record lite serves. Consecutive records usually share their timestamp
     and differ only in the low 7 bits of seq_num, so everything but those bits and the body
@@ -151,4 +157,4 @@ def encode_read_batch_parts(records: Iterable[RecordFields], tail: StreamPositio
         parts += (lead, _CONTINUED[seq & 0x7F], rest, body)
     if tail is not None:
         parts.append(_position(b"\x12", tail))
-    return b"".join(parts)
+    return parts
