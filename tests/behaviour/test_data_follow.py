@@ -325,3 +325,33 @@ async def test_session_read_error_is_terminal(server: Lite, api: Api, h2c: H2Cli
     assert isinstance(item, Terminal)
     assert item.status == 409
     assert '"stream_deletion_pending"' in item.body
+
+
+async def test_a_heartbeat_never_runs_ahead_of_the_records_sent() -> None:  # P4
+    # Clients resume from a heartbeat's tail, so a heartbeat may only report a tail this
+    # session has delivered up to. With a heartbeat due every millisecond or two, one is
+    # often due just as a commit hands the follower new records.
+    async with Lite(quick_config(heartbeat_min=0.001, heartbeat_max=0.002)) as lite:
+        await create_basin(lite.url, "follow-hb")
+        await create_stream(lite.url, "follow-hb", "s")
+        async with Api(lite.url, "follow-hb") as api, await H2Client.connect(lite.url) as h2:
+            session = await open_read(h2, "follow-hb", "s", {"seq_num": 0, "wait": 5})
+            delivered = 0
+            async with asyncio.TaskGroup() as tg:
+                writer = tg.create_task(_append_each(api, 200))
+                async with asyncio.timeout(20):
+                    while delivered < 200:
+                        batch = await _next(session)
+                        if batch.records:
+                            assert batch.records[0].seq_num == delivered
+                            delivered = batch.records[-1].seq_num + 1
+                        else:
+                            assert batch.tail is not None
+                            assert batch.tail.seq_num <= delivered, (batch.tail, delivered)
+            await writer
+            session.stream.reset()
+
+
+async def _append_each(api: Api, n: int) -> None:
+    for i in range(n):
+        assert (await api.append("s", f"{i:04d}")).status_code == 200

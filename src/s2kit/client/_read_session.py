@@ -215,8 +215,13 @@ class ReadSession:
             return True
         if batch.tail is None:
             raise RemoteProtocolError("empty read batch without a tail")
-        self._start = SeqNum(batch.tail.seq_num)
-        self.caught_up.set()
+        if not isinstance(self._start, SeqNum):
+            # A tail-offset or timestamp start is anchored by the first tail seen, so that a
+            # reconnect does not evaluate it again (retry-safety.md §4.7). A position already
+            # known is kept: a heartbeat never moves it past records not yet received.
+            self._start = SeqNum(batch.tail.seq_num)
+        if self._start.value >= batch.tail.seq_num:
+            self.caught_up.set()
         return False
 
     async def _recover(self, exc: S2Error) -> None:

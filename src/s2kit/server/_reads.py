@@ -232,37 +232,38 @@ async def _follow(
     yield [], owner.tail  # entering follow mode (§6.5)
     heartbeat_at = next_heartbeat()
     while True:
-        now = loop.time()
-        if now >= deadline:
-            return
-        if now >= heartbeat_at:
-            yield [], owner.tail
-            heartbeat_at = next_heartbeat()
-            continue
-        if not follower.batches and follower.error is None and not follower.lagged:
-            follower.wakeup.clear()
-            try:
-                async with asyncio.timeout(min(deadline, heartbeat_at) - now):
-                    await follower.wakeup.wait()
-            except TimeoutError:
-                continue
         if follower.error is not None:
             raise follower.error
         if follower.lagged:
             yield None
             return
-        while follower.batches:
+        if follower.batches:
             records, sizes = follower.batches.popleft()
             # A commit's records are consecutive; skip any the read already delivered.
             skip = budget.next - records[0][0] if records else 0
             if skip > 0:
                 records, sizes = records[skip:], sizes[skip:]
-            if not records:
-                continue
-            records = budget.fit(records, sizes)
+            if records:
+                records = budget.fit(records, sizes)
             if records:
                 yield _open(records, cipher), owner.tail
                 deadline = loop.time() + wait
                 heartbeat_at = next_heartbeat()
             if budget.done:
                 return
+            continue
+        now = loop.time()
+        if now >= deadline:
+            return
+        if now >= heartbeat_at:
+            # Only with nothing pending: clients resume from a heartbeat's tail (the Rust SDK
+            # as well), so it must not run ahead of the records this read has delivered.
+            yield [], owner.tail
+            heartbeat_at = next_heartbeat()
+            continue
+        follower.wakeup.clear()
+        try:
+            async with asyncio.timeout(min(deadline, heartbeat_at) - now):
+                await follower.wakeup.wait()
+        except TimeoutError:
+            continue
