@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from s2kit.types import AppendAck, Record
 
 _Entries = list[tuple[int, Ticket]]
-_LINGER = 0.0005  # seconds an idle feeder waits for more records before it exits
 
 
 def _settle(
@@ -124,22 +123,13 @@ class Producer:
         self._feeder = self._loop.create_task(self._feed(), name="s2kit-sync-producer")
 
     async def _feed(self) -> None:
-        idle = False
         while True:
             with self._lock:
                 items = list(self._queue)
                 self._queue.clear()
-                if not items and idle:
+                if not items:
                     self._feeding = False
                     return
-            if not items:
-                # Linger a moment before exiting: a caller submitting in a loop is usually a
-                # few microseconds behind, and starting a feeder (a wake-up of the loop and a
-                # task) for each record would cost more than the records.
-                idle = True
-                await asyncio.sleep(_LINGER)
-                continue
-            idle = False
             by_batch: dict[asyncio.Future[AppendAck], _Entries] = {}
             done = 0
             try:

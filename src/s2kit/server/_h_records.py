@@ -30,7 +30,6 @@ from s2kit.types import (
     metered_bytes,
 )
 from s2kit.wire import _json, _negotiate, _proto, _s2s, _sse
-from s2kit.wire._pbenc import read_batch_chunks
 from s2kit.wire._validate import InvalidBatch, validate_append_input
 
 if TYPE_CHECKING:
@@ -335,7 +334,7 @@ async def _serve_s2s(
     try:
         async with contextlib.aclosing(batches):  # type: ignore[type-var]
             async for recs, tail in batches:
-                chunks = read_batch_chunks(recs, tail)
+                chunks = _proto.read_batch_chunks(recs, tail)
                 await responder.send(_s2s.encode_message_chunks(chunks, compression))
     except ServerError as exc:
         await _terminal(responder, exc)

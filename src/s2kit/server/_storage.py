@@ -164,13 +164,9 @@ class MemoryStorage(Storage):
             return [], []
         lo = max(start - s.base, 0)
         hi = min(lo + max_count, len(s.records))
-        sizes = s.sizes[lo:hi]
-        if max_bytes < math.inf:
-            # Running totals in C; the last record that still fits marks the end.
-            n = bisect.bisect_right(list(accumulate(sizes)), max_bytes)
-            sizes = sizes[:n]
-            hi = lo + n
-        return s.records[lo:hi], sizes
+        # Running totals in C; the last record that still fits marks the end.
+        n = bisect.bisect_right(list(accumulate(s.sizes[lo:hi])), max_bytes)
+        return s.records[lo : lo + n], s.sizes[lo : lo + n]
 
     def seek_timestamp(self, key: StreamKey, timestamp: int) -> int | None:
         s = self._streams.get(key)

@@ -31,6 +31,7 @@ from s2kit.wire import _pbdec
 from s2kit.wire._pbenc import encode_append_ack as encode_append_ack
 from s2kit.wire._pbenc import encode_append_input as encode_append_input
 from s2kit.wire._pbenc import encode_read_batch_parts as encode_read_batch_parts
+from s2kit.wire._pbenc import read_batch_chunks as read_batch_chunks
 
 __all__ = [
     "ProtoDecodeError",
@@ -41,6 +42,7 @@ __all__ = [
     "encode_append_input",
     "encode_read_batch",
     "encode_read_batch_parts",
+    "read_batch_chunks",
 ]
 
 _F = descriptor_pb2.FieldDescriptorProto
