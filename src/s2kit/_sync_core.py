@@ -93,6 +93,12 @@ class Ticket:
         self._value, self._error = value, error
         self._done = True
 
+    def settle(self, future: asyncio.Future[Any]) -> None:
+        """Take a finished future's outcome and wake the waiters (a done-callback)."""
+        self.set(*outcome_of(future))
+        with self._cond:
+            self._cond.notify_all()
+
 
 def outcome_of(future: asyncio.Future[Any]) -> tuple[Any, BaseException | None]:
     """(value, error) of a finished future; cancelled means abandoned: ClosedError."""

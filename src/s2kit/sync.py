@@ -14,13 +14,11 @@ Sessions are context managers; read sessions are iterators::
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Callable, Iterator
-from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from s2kit._sync_core import Ticket, outcome_of
+from s2kit._sync_core import Ticket
 from s2kit._sync_core import call as _call
 from s2kit._sync_core import run as _run
 from s2kit._sync_producer import Producer
@@ -348,12 +346,6 @@ class Stream:
         return ReadSession(session)
 
 
-def _settle(ticket: Ticket, future: asyncio.Future[Any]) -> None:
-    ticket.set(*outcome_of(future))
-    with ticket._cond:
-        ticket._cond.notify_all()
-
-
 class AppendSession:
     """Blocking :class:`s2kit.AppendSession`."""
 
@@ -378,7 +370,7 @@ class AppendSession:
     async def _submit(self, inp: AppendInput, ticket: Ticket) -> None:
         async_ticket = await self._session.submit(inp)
         ticket._ticket = async_ticket
-        async_ticket.outcome().add_done_callback(partial(_settle, ticket))
+        async_ticket.outcome().add_done_callback(ticket.settle)
 
     def close(self) -> None:
         """Wait for every ack and end the session."""
