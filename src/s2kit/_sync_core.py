@@ -7,7 +7,6 @@ of the process, through the asyncio core (so behaviour, retries and types are th
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import threading
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -38,14 +37,35 @@ class Loop:
             return cls._loop
 
 
+_INTERRUPT_GRACE = 5.0  # how long an interrupted call waits for its coroutine to wind down
+
+
 def run(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-    """Run ``coro`` on the background loop and block for its result."""
-    future = asyncio.run_coroutine_threadsafe(coro, Loop.get())
+    """Run ``coro`` on the background loop and block for its result.
+
+    ``timeout`` is enforced on the loop, as ``asyncio.timeout`` around ``coro``, so the call
+    returns only once the coroutine has really ended: a ``close()`` that runs out of time has
+    aborted its session, and every ticket is resolved, before ``TimeoutError`` reaches the
+    caller. An interrupt of the waiting thread (KeyboardInterrupt) cancels the coroutine the
+    same way, and waits a moment for it to wind down.
+    """
+    ended = threading.Event()
+
+    async def bounded() -> T:
+        try:
+            async with asyncio.timeout(timeout):
+                return await coro
+        finally:
+            ended.set()
+
+    future = asyncio.run_coroutine_threadsafe(bounded(), Loop.get())
     try:
-        return future.result(timeout)
-    except concurrent.futures.TimeoutError:
-        future.cancel()
-        raise TimeoutError("timed out waiting for the result") from None
+        return future.result()
+    except BaseException:
+        if not future.done():
+            future.cancel()
+            ended.wait(_INTERRUPT_GRACE)
+        raise
 
 
 async def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -102,7 +122,7 @@ class Ticket:
 
 def outcome_of(future: asyncio.Future[Any]) -> tuple[Any, BaseException | None]:
     """(value, error) of a finished future; cancelled means abandoned: ClosedError."""
-    if future.cancelled():
-        return None, ClosedError("the append was abandoned")
+    if future.cancelled():  # never by s2kit (its outcomes are not cancelled): be safe
+        return None, ClosedError("the append was abandoned", maybe_applied=True)
     error = future.exception()
     return (None, error) if error is not None else (future.result(), None)

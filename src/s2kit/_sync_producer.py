@@ -83,7 +83,9 @@ class Producer:
         """
         size = record.metered_bytes
         if size > self._max_record:
-            raise UsageError("record exceeds the batch size limit")
+            raise UsageError(
+                f"record of {size} metered bytes exceeds the batch limit of {self._max_record}"
+            )
         ticket = Ticket(self._acked)
         with self._room:
             while self._queued and self._queued + size > self._limit and self._error is None:
@@ -101,15 +103,27 @@ class Producer:
             self._loop.call_soon_threadsafe(self._start_feeder)
         return ticket
 
-    def flush(self) -> None:
-        """Send the partial batch and wait for every ack so far."""
-        run(self._after_feeder(self._producer.flush))
+    def flush(self, timeout: float | None = None) -> None:
+        """Send the partial batch and wait for every ack so far.
 
-    def close(self) -> None:
-        """Flush, wait, and end."""
+        Raises:
+            TimeoutError: not all acked within ``timeout`` seconds (the records stay in
+                flight: this was a wait).
+            S2Error: the producer failed.
+        """
+        run(self._after_feeder(self._producer.flush), timeout)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Flush, wait, and end.
+
+        Raises:
+            TimeoutError: not done within ``timeout`` seconds; the producer was then aborted
+                and every ticket is resolved (docs/outcomes.md).
+            S2Error: the producer failed.
+        """
         with self._lock:
             self._closed = True
-        run(self._after_feeder(self._producer.close))
+        run(self._close(), timeout)
 
     def abort(self) -> None:
         """Stop now; unresolved tickets fail with :class:`~s2kit.errors.ClosedError`."""
@@ -173,6 +187,13 @@ class Producer:
         while (feeder := self._feeder) is not None and not feeder.done():
             await asyncio.wait([feeder])
         await then()
+
+    async def _close(self) -> None:
+        try:
+            await self._after_feeder(self._producer.close)
+        except asyncio.CancelledError:
+            await self._abort()  # a close that ran out of time ends as an abort
+            raise
 
     async def _abort(self) -> None:
         feeder = self._feeder

@@ -26,7 +26,10 @@ The tree::
 Retry semantics (retry-safety.md §4.3, §6.3) are attributes of the error:
 
 * ``is_retryable``: a later attempt may succeed;
-* ``has_no_side_effects``: the failed request certainly changed nothing on the server;
+* ``has_no_side_effects``: the operation certainly changed nothing on the server, in *any* of
+  its attempts (docs/outcomes.md): an append whose first attempt may have landed stays
+  indefinite whatever a later attempt failed with (``earlier_indefinite`` then names that
+  first attempt's error);
 * ``is_indefinite`` (appends): the outcome is unknown, the input may or may not have landed.
 
 Server codes map to exactly one status; a code that arrives with another status fails closed
@@ -161,15 +164,55 @@ RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
 class S2Error(Exception):
-    """Root of every s2kit exception."""
+    """Root of every s2kit exception.
+
+    Attributes:
+        earlier_indefinite: set when an earlier attempt of the same append ended without a
+            verdict after its bytes were handed off (that attempt's error): the input may
+            have landed then, so ``has_no_side_effects`` is False whatever this error says
+            of its own attempt.
+    """
 
     is_retryable: ClassVar[bool] = False
-    has_no_side_effects: ClassVar[bool] = False
+    _applied_nothing: ClassVar[bool] = False
+    """Whether the failed attempt itself certainly changed nothing (per class or instance)."""
+    earlier_indefinite: S2Error | None = None
+
+    @property
+    def has_no_side_effects(self) -> bool:
+        """The operation certainly changed nothing on the server, in any attempt."""
+        return self._applied_nothing and self.earlier_indefinite is None
 
     @property
     def is_indefinite(self) -> bool:
         """For an append: the input may or may not have been applied."""
         return not self.has_no_side_effects
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        if self.earlier_indefinite is not None:
+            text += f" (an earlier attempt may have applied it: {self.earlier_indefinite})"
+        return text
+
+
+def indefinite_after(error: S2Error, earlier: S2Error | None) -> S2Error:
+    """``error`` as the outcome of an append an earlier attempt of which may have landed.
+
+    Error precedence (docs/outcomes.md): once an attempt of an append ended without a verdict
+    after its bytes were handed off, the append's outcome stays indefinite, whatever later
+    attempts fail with. The error keeps its type (why the retries stopped); a copy carries
+    ``earlier_indefinite``, so an error object shared with other operations (a failed
+    connect is every waiter's) is never changed.
+    """
+    if earlier is None or error is earlier or not error.has_no_side_effects:
+        return error
+    copy = type(error).__new__(type(error), *error.args)
+    copy.__dict__.update(error.__dict__)
+    copy.__cause__ = error.__cause__
+    copy.__context__ = error.__context__
+    copy.__suppress_context__ = error.__suppress_context__
+    copy.earlier_indefinite = earlier
+    return copy
 
 
 # --- transport --------------------------------------------------------------------------------
@@ -189,7 +232,7 @@ class ConnectError(TransportError):
     §7.2 C4a, C4c).
     """
 
-    has_no_side_effects = True
+    _applied_nothing = True
 
     def __init__(self, message: str = "cannot connect", *, retryable: bool = True) -> None:
         super().__init__(message)
@@ -216,7 +259,7 @@ class ConnectionLost(TransportError):
         self.data_sent = data_sent
 
     @property
-    def has_no_side_effects(self) -> bool:  # type: ignore[override]
+    def _applied_nothing(self) -> bool:  # type: ignore[override]
         return not self.data_sent
 
 
@@ -230,7 +273,7 @@ class StreamReset(TransportError):
         self.error_code = error_code
 
     @property
-    def has_no_side_effects(self) -> bool:  # type: ignore[override]
+    def _applied_nothing(self) -> bool:  # type: ignore[override]
         # RFC 9113 §8.7: REFUSED_STREAM means no application processing happened.
         return self.error_code == self.REFUSED_STREAM
 
@@ -247,7 +290,7 @@ class GoAway(TransportError):
         self.processed = processed
 
     @property
-    def has_no_side_effects(self) -> bool:  # type: ignore[override]
+    def _applied_nothing(self) -> bool:  # type: ignore[override]
         # RFC 9113 §6.8: streams above last_stream_id were never processed.
         return not self.processed
 
@@ -328,7 +371,7 @@ class ServerError(S2Error):
         return False  # a known code with the wrong status
 
     @property
-    def has_no_side_effects(self) -> bool:  # type: ignore[override]
+    def _applied_nothing(self) -> bool:  # type: ignore[override]
         code = self.known_code
         return code is not None and code.no_side_effects
 
@@ -337,7 +380,7 @@ class AppendConditionFailed(ServerError):
     """412: an append's ``fencing_token`` or ``match_seq_num`` condition failed."""
 
     is_retryable = False
-    has_no_side_effects = True
+    _applied_nothing = True
 
     def __init__(self, message: str) -> None:
         super().__init__(412, "append_condition_failed", message)
@@ -363,7 +406,7 @@ class ReadUnwritten(ServerError):
     """416: the read starts beyond the tail (or at it, when it cannot wait)."""
 
     is_retryable = False
-    has_no_side_effects = True
+    _applied_nothing = True
 
     def __init__(self, tail: StreamPosition) -> None:
         super().__init__(416, "read_unwritten", f"start is beyond the tail {tail.seq_num}")
@@ -376,7 +419,7 @@ class ReadUnwritten(ServerError):
 class UsageError(S2Error, ValueError):
     """The caller passed something invalid; nothing was sent."""
 
-    has_no_side_effects = True
+    _applied_nothing = True
 
 
 class ClosedError(S2Error):
@@ -391,7 +434,7 @@ class ClosedError(S2Error):
         self.maybe_applied = maybe_applied
 
     @property
-    def has_no_side_effects(self) -> bool:  # type: ignore[override]
+    def _applied_nothing(self) -> bool:  # type: ignore[override]
         return not self.maybe_applied
 
 

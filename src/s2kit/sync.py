@@ -372,9 +372,15 @@ class AppendSession:
         ticket._ticket = async_ticket
         async_ticket.outcome().add_done_callback(ticket.settle)
 
-    def close(self) -> None:
-        """Wait for every ack and end the session."""
-        _run(self._session.close())
+    def close(self, timeout: float | None = None) -> None:
+        """Wait for every ack and end the session.
+
+        Raises:
+            TimeoutError: not done within ``timeout`` seconds; the session was then aborted
+                and every ticket is resolved (docs/outcomes.md).
+            S2Error: the session failed with inputs unacknowledged.
+        """
+        _run(self._session.close(), timeout)
 
     def abort(self) -> None:
         """Stop now; unacknowledged tickets fail with :class:`~s2kit.errors.ClosedError`."""

@@ -107,7 +107,10 @@ def test_bad_input_lines_are_usage_errors(cli: Cli, basin: str) -> None:
 def test_record_too_large_is_a_usage_error(cli: Cli, basin: str) -> None:
     r = cli("append", f"s2://{basin}/big", stdin=b"x" * (1024 * 1024) + b"\n")
     assert r.code == 2
-    assert r.err == ("s2kit append: error: line 1: record exceeds the batch size limit\n")
+    assert r.err == (
+        "s2kit append: error: line 1: record of 1048584 metered bytes exceeds the batch limit"
+        " of 1048576\n"
+    )
 
 
 def test_missing_input_file(cli: Cli, basin: str, tmp_path: pathlib.Path) -> None:

@@ -18,7 +18,13 @@ from s2kit import __version__
 from s2kit.client._config import AppendRetryPolicy, Compression, Endpoints, Retry, Timeout
 from s2kit.client._retry import Budget, append_may_retry, server_error
 from s2kit.client._transport import Origin
-from s2kit.errors import RemoteProtocolError, RequestTimeout, S2Error, StreamReset
+from s2kit.errors import (
+    RemoteProtocolError,
+    RequestTimeout,
+    S2Error,
+    StreamReset,
+    indefinite_after,
+)
 from s2kit.wire import _compress
 
 USER_AGENT = f"s2kit/{__version__}"
@@ -143,7 +149,8 @@ class Api:
         extra_time: float = 0.0,
         append_policy: AppendRetryPolicy | None = None,
     ) -> Response:
-        """Send a unary request with retries; raises the last error when retries stop.
+        """Send a unary request with retries; raises the last error when retries stop (for an
+        append that an earlier attempt may have applied, made indefinite: ``earlier_indefinite``).
 
         Args:
             append_policy: set for appends: the policy decides retries, using whether the
@@ -161,6 +168,7 @@ class Api:
             body = _compress.compress_body(body, self.compression.value)
             hdrs.append(("content-encoding", self.compression.value))
         budget = Budget(self.retry)
+        doubt: S2Error | None = None  # the first attempt that may have appended (appends)
         while True:
             sent = [False]
             try:
@@ -168,11 +176,18 @@ class Api:
             except S2Error as exc:
                 if append_policy is not None:
                     may = append_may_retry(exc, append_policy, handed_off=sent[0])
+                    if doubt is None and sent[0] and not exc.has_no_side_effects:
+                        doubt = exc
                 else:
                     may = exc.is_retryable
                 delay = budget.take(exc) if may else None
                 if delay is None:
-                    raise
+                    # Error precedence (docs/outcomes.md): once an attempt may have appended,
+                    # the outcome stays indefinite whatever the last attempt failed with.
+                    final = indefinite_after(exc, doubt)
+                    if final is exc:
+                        raise
+                    raise final from exc
             await asyncio.sleep(delay)
 
     async def _once(

@@ -22,6 +22,21 @@ unacknowledged entry was handed off in this attempt" (retry-safety.md §6.3). On
 unacknowledged entries go back to the front of the queue, in order. ``server_draining`` moves to
 a new connection without spending the budget; an ack restores the budget. When retries stop,
 every pending ticket, every waiting and later submit, and ``close`` fail with that one error.
+
+Outcomes (docs/outcomes.md)
+---------------------------
+An entry also keeps its *doubt*: the error of the first attempt that handed its bytes off and
+ended without a verdict (no ack, and an error that does not rule out that it was applied).
+When the session fails, the one error it reports is made indefinite if any unresolved entry
+has a doubt (error precedence, :func:`s2kit.errors.indefinite_after`): under ALL, an input
+cut after it was applied and then retried against a server that refuses connections must not
+come back as a side-effect-free ``ConnectError``. ``abort()``, a cancelled ``close()`` and a
+cancelled driver resolve every ticket at once, synchronously, after resetting the running
+attempt's stream: ``ClosedError(maybe_applied=True)`` where the entry has a doubt or its bytes
+were handed off in the running attempt, a plain ``ClosedError`` where neither. An attempt
+never leaves its HTTP/2 stream open (it is reset unless both sides ended), and once the
+request has ended with nothing in flight the server gets one ack timeout to end its
+response, so ``close()`` is bounded even against a server that never does.
 """
 
 from __future__ import annotations
@@ -35,6 +50,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from s2kit.client import _outcome
 from s2kit.client._retry import Budget, append_may_retry, server_error
 from s2kit.errors import (
     ClosedError,
@@ -43,6 +59,7 @@ from s2kit.errors import (
     S2Error,
     StreamReset,
     UsageError,
+    indefinite_after,
 )
 from s2kit.wire import _proto, _s2s
 from s2kit.wire._validate import InvalidBatch, validate_append_input
@@ -60,7 +77,11 @@ _NO_ERROR = 0x0
 
 
 class AppendTicket:
-    """Resolves to the :class:`~s2kit.types.AppendAck` of one submitted input."""
+    """Resolves to the :class:`~s2kit.types.AppendAck` of one submitted input.
+
+    Awaiting it only waits: cancelling the wait (``asyncio.wait_for(ticket, t)`` timing out)
+    leaves the input and its outcome alone, and the ticket can be awaited again.
+    """
 
     __slots__ = ("_future",)
 
@@ -68,7 +89,10 @@ class AppendTicket:
         self._future = future
 
     def __await__(self) -> Generator[Any, None, AppendAck]:
-        return self._future.__await__()
+        future = self._future
+        if not future.done():
+            yield from _outcome.wait(future)
+        return future.result()
 
     def done(self) -> bool:
         """Whether the ack (or the failure) is in."""
@@ -84,10 +108,14 @@ class _Entry:
     frame: bytes
     metered: int
     records: int
+    match: int | None
+    """The input's ``match_seq_num``: its ack must start there."""
     future: asyncio.Future[AppendAck]
     sent_in: int = 0
     """Attempt in which the frame was last handed to the transport (0 = never)."""
     deadline: float = 0.0
+    doubt: S2Error | None = None
+    """The error of the first attempt that handed the frame off and ended without a verdict."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,7 +138,10 @@ class _State:
     acked: int = 0
     prev_end: int | None = None
     wire_touched: bool = False
-    """Whether any body byte of the last attempt reached the transport (its ``data_sent``)."""
+    """Whether any body byte of the last attempt reached the transport (its ``data_sent``);
+    cleared once that attempt's failure has been judged."""
+    request_ended: bool = False
+    """Our END_STREAM of the running attempt went out."""
     reconnect: bool = False
     """The server advised reconnecting (S2S flag R): end this exchange once nothing is in
     flight, and continue on a new one (retry-safety.md §7.4 S19)."""
@@ -153,8 +184,11 @@ class AppendSession:
         self._capacity = asyncio.Event()
         self._capacity.set()
         self._closing = False
+        self._stopped = False  # aborted (or a close was cancelled)
         self._error: S2Error | None = None
+        """Set when the session failed or was stopped with inputs unacknowledged."""
         self._driver: asyncio.Task[None] | None = None
+        self._exchange: Exchange | None = None  # the running attempt's stream
 
     # --- public -------------------------------------------------------------------------------
 
@@ -197,7 +231,8 @@ class AppendSession:
             await self._capacity.wait()
         frame = _s2s.encode_message(_proto.encode_append_input(inp), self._compression)
         future: asyncio.Future[AppendAck] = asyncio.get_running_loop().create_future()
-        self._s.queue.append(_Entry(frame, metered, len(inp.records), future))
+        entry = _Entry(frame, metered, len(inp.records), inp.match_seq_num, future)
+        self._s.queue.append(entry)
         self._s.unacked_bytes += metered
         self._changed.set()
         if self._driver is None:
@@ -207,39 +242,45 @@ class AppendSession:
     async def close(self) -> None:
         """Wait until every submitted input is acknowledged, then end the session.
 
+        Bounded by the session's own timeouts and retry budget. Cancelling it (or a deadline
+        around it) aborts the session as :meth:`abort` does, then the cancellation propagates.
+
         Raises:
-            S2Error: the error that ended the session, if it failed.
+            S2Error: the error that ended the session, if any input was not acknowledged
+                (a :class:`~s2kit.errors.ClosedError` after an abort).
         """
         self._closing = True
         self._changed.set()
-        if self._driver is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(self._driver)
-        if self._error is not None and not isinstance(self._error, ClosedError):
+        driver = self._driver
+        if driver is not None and not driver.done():
+            try:
+                await asyncio.shield(driver)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is None or not task.cancelling():
+                    raise  # the driver was cancelled (loop shutdown): it settled the tickets
+                await self._stop("append session close was cancelled")
+                raise
+        if self._error is not None:
             raise self._error
-        self._error = self._error or ClosedError("append session closed")
 
     async def abort(self) -> None:
-        """Stop now; unacknowledged tickets fail with :class:`~s2kit.errors.ClosedError`.
+        """Stop now; every unacknowledged ticket fails with :class:`~s2kit.errors.ClosedError`.
 
-        Inputs whose bytes had already been handed to the network may or may not have been
-        appended: their error has ``maybe_applied`` set (so ``has_no_side_effects`` is False).
+        Inputs whose bytes may have reached the server have ``maybe_applied`` set (so
+        ``has_no_side_effects`` is False); the others certainly were not appended.
         """
-        self._closing = True
-        if self._driver is not None:
-            self._driver.cancel()
-            with contextlib.suppress(asyncio.CancelledError, S2Error):
-                await self._driver
-        s = self._s
-        unknown = ClosedError(
-            "append session aborted with this input in flight: it may have been appended",
-            maybe_applied=True,
-        )
-        for e in (*s.inflight, *s.queue):
-            if e.sent_in and not e.future.done():
-                e.future.set_exception(unknown)
-                e.future.exception()
-        self._fail(ClosedError("append session aborted"))
+        await self._stop("append session aborted")
+
+    async def _stop(self, reason: str) -> None:
+        self._closing = self._stopped = True
+        self._abandon(reason)  # first, synchronously: no wait can leave a ticket unresolved
+        driver = self._driver
+        if driver is not None and not driver.done():
+            driver.cancel()
+            await asyncio.wait([driver])
+        if driver is not None and driver.done() and not driver.cancelled():
+            driver.exception()  # retrieved (a crash was reported through the tickets)
 
     def statistics(self) -> AppendSessionStatistics:
         """Queued, in-flight and acknowledged counts."""
@@ -255,19 +296,50 @@ class AppendSession:
     # --- driver -------------------------------------------------------------------------------
 
     def _check_open(self) -> None:
-        if self._error is not None:
-            raise self._error
+        if self._error is not None and not self._stopped:
+            raise self._error  # the failure, as every unacknowledged ticket has it (A4)
         if self._closing:
-            raise ClosedError("append session is closing")
+            # After an abort: an input refused here was never queued, so its error is
+            # definite, whatever the session told the inputs it had queued.
+            raise ClosedError("append session is closed")
 
     def _fail(self, error: S2Error) -> None:
-        if self._error is None:
-            self._error = error
+        """Retries stopped: fail every unacknowledged entry with one error, made indefinite
+        if any of them may have been applied by an earlier attempt."""
         s = self._s
+        pending = [e for e in (*s.inflight, *s.queue) if not e.future.done()]
+        doubt = next((e.doubt for e in pending if e.doubt is not None), None)
+        if self._error is None:
+            self._error = indefinite_after(error, doubt)
+        for e in pending:
+            _set_error(e.future, self._error)
+        self._clear()
+
+    def _abandon(self, reason: str) -> None:
+        """Stopped by the owner: resolve every unacknowledged entry now, truthfully."""
+        s = self._s
+        exchange = self._exchange
+        if exchange is not None:
+            live = exchange.data_sent
+            exchange.reset()  # nothing buffered for the attempt can go out after this
+        else:
+            live = s.wire_touched  # an attempt ended and not judged yet (its task cancelled)
+        maybe = ClosedError(
+            f"{reason} with this input sent: it may have been appended", maybe_applied=True
+        )
+        certain = ClosedError(f"{reason} before this input was sent")
+        error: ClosedError | None = None
         for e in (*s.inflight, *s.queue):
             if not e.future.done():
-                e.future.set_exception(self._error)
-                e.future.exception()  # retrieved: the ticket holder may never await it
+                sent = e.doubt is not None or (live and e.sent_in == s.attempt)
+                _set_error(e.future, maybe if sent else certain)
+                error = maybe if sent or error is maybe else certain
+        if self._error is None:
+            self._error = error  # close() reports it: inputs were lost (None: nothing was)
+        self._clear()
+
+    def _clear(self) -> None:
+        s = self._s
         s.inflight.clear()
         s.queue.clear()
         s.unacked_bytes = 0
@@ -300,6 +372,11 @@ class AppendSession:
                     # if the exchange never passed it a body byte (a window of 0, S15), none
                     # of them was.
                     handed_off = s.wire_touched and any(e.sent_in == s.attempt for e in s.inflight)
+                    s.wire_touched = False  # judged
+                    if handed_off and not exc.has_no_side_effects:
+                        for e in s.inflight:
+                            if e.sent_in == s.attempt and e.doubt is None:
+                                e.doubt = exc
                     delay = self._retry_delay(exc, handed_off)
                     if delay is None:
                         self._fail(exc)
@@ -310,13 +387,15 @@ class AppendSession:
                     s.inflight.clear()
                     s.prev_end = None
                     await asyncio.sleep(delay)
+        except asyncio.CancelledError:
+            self._abandon("append session stopped")  # a no-op after abort(), which did it
+            raise
         except BaseException as exc:
-            if not isinstance(exc, asyncio.CancelledError):
-                self._fail(
-                    exc
-                    if isinstance(exc, S2Error)
-                    else ClosedError(f"session crashed: {exc!r}", maybe_applied=True)
-                )
+            self._fail(
+                exc
+                if isinstance(exc, S2Error)
+                else ClosedError(f"session crashed: {exc!r}", maybe_applied=True)
+            )
             raise
 
     def _retry_delay(self, exc: S2Error, handed_off: bool) -> float | None:
@@ -325,20 +404,21 @@ class AppendSession:
         return self._budget.take(exc)  # server_draining is free (bounded): see Budget
 
     async def _attempt(self, attempt: int) -> None:
+        s = self._s
         stream: Exchange | None = None
-        clean = False
-        self._s.wire_touched = False
+        s.wire_touched = False
+        s.request_ended = False
         try:
             async with asyncio.timeout(self._api.timeout.request):
                 stream = await self._api.open(
                     "POST", self._path, basin=self._basin, headers=self._headers, end_stream=False
                 )
+            self._exchange = stream
             try:
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(self._write(stream, attempt))
                     tg.create_task(self._timer())
                     await self._read(stream)
-                    clean = True
                     raise _Done
             except* _Done:
                 pass
@@ -348,9 +428,11 @@ class AppendSession:
             raise RequestTimeout("append session: no response within the request timeout") from exc
         finally:
             if stream is not None:
-                if not clean:
-                    stream.reset()  # nothing buffered for this attempt may ever be sent
-                self._s.wire_touched = stream.data_sent
+                self._exchange = None
+                # Never left open: nothing buffered for this attempt may ever be sent, and a
+                # stream the server ended (but we did not) must not stay in the connection.
+                stream.reset()
+                s.wire_touched = stream.data_sent
 
     async def _write(self, stream: Exchange, attempt: int) -> None:
         s = self._s
@@ -360,6 +442,8 @@ class AppendSession:
                 if self._closing or (s.reconnect and not s.inflight):
                     with _response_complete():
                         await stream.end()
+                    s.request_ended = True
+                    self._changed.set()  # the timer bounds the wait for the server's end
                     return
                 self._changed.clear()
                 await self._changed.wait()
@@ -419,10 +503,16 @@ class AppendSession:
             raise RemoteProtocolError("ack received with nothing in flight")
         e = s.inflight[0]
         start, end = ack.start.seq_num, ack.end.seq_num
-        if end - start != e.records or (s.prev_end is not None and end <= s.prev_end):
-            raise RemoteProtocolError(
-                f"invalid ack [{start}, {end}) for a batch of {e.records} records"
-            )
+        if end - start != e.records:
+            problem = f"for a batch of {e.records} records"
+        elif s.prev_end is not None and start < s.prev_end:
+            problem = f"overlapping the previous ack, which ended at {s.prev_end}"
+        elif e.match is not None and start != e.match:
+            problem = f"for a batch with match_seq_num {e.match}"
+        else:
+            problem = ""
+        if problem:
+            raise RemoteProtocolError(f"invalid ack [{start}, {end}) {problem}")
         s.inflight.popleft()
         s.prev_end = end
         s.unacked_bytes -= e.metered
@@ -438,6 +528,12 @@ class AppendSession:
         loop = asyncio.get_running_loop()
         while True:
             if not s.inflight:
+                if s.request_ended:
+                    # Everything is acked and our side has ended: the server's end is only a
+                    # courtesy now. Wait one ack timeout for it, then end the attempt cleanly
+                    # (its stream is reset): a server that never ends cannot hold close().
+                    await asyncio.sleep(self._ack_timeout)
+                    raise _Done
                 self._changed.clear()
                 await self._changed.wait()
                 continue
@@ -452,7 +548,12 @@ class AppendSession:
 
 
 class _Done(Exception):
-    """Ends an attempt's task group once the reader finished cleanly."""
+    """Ends an attempt's task group once it finished cleanly."""
+
+
+def _set_error(future: asyncio.Future[AppendAck], error: S2Error) -> None:
+    future.set_exception(error)
+    future.exception()  # retrieved: the ticket holder may never await it
 
 
 @contextlib.contextmanager

@@ -2,52 +2,45 @@
 
 A batch closes when it reaches ``max_records`` or ``max_bytes``, when its linger expires (one
 timer per batch, armed by its first record), or on :meth:`Producer.flush`. Two owned tasks run
-the pipeline: one hands closed batches to the append session in order (waiting on its
-backpressure), the other awaits their acks in order and resolves each record's ticket. Bytes
-are reserved per record and released when its batch is acked, which bounds memory.
+the pipeline: the submitter hands closed batches to the append session in order (waiting on
+its backpressure), the acker awaits their acks in order and resolves each record's ticket.
+Bytes are reserved per record and released when its batch is resolved, which bounds memory.
 
-Exactly once with ``match_seq_num`` (retry-safety.md §4.6)
-----------------------------------------------------------
-With ``match_seq_num`` every batch carries the seq_num it must land at, fixed when the batch is
-first submitted, so a re-send after a failure can never land twice: if the original had been
-applied, the re-send fails with ``412 SeqNumMismatch(expected = the stream's next seq_num)``
-and the session stops (nothing after it is applied). That 412 alone is ambiguous, so the
-producer *settles* it instead of failing: when the session that failed had retried (only a
-re-send can meet its own earlier copy), it reads the stream back from the first unresolved
-batch up to ``expected`` and compares the records with its batches, in order:
+Every batch not yet resolved is on exactly one list, in order: the open batch, ``_closed``
+(closed, not handed over; the submitter takes the first only once the session accepted it),
+``_handed`` (handed to the session, with its session ticket). So whatever ends the producer
+(a failure, ``abort()``, a cancelled ``close()``, its tasks cancelled when the loop stops)
+finds every batch and resolves it truthfully (docs/outcomes.md): a handed batch from its
+session ticket (the session has settled it), the others as never sent, except that a batch
+with a *doubt* (an earlier attempt that handed it off ended without a verdict) is reported
+as possibly applied.
 
-* a batch whose records are all there, in place, **landed**: its tickets resolve with acks
-  built from what was read;
-* once the read-back is used up, the next batch must start exactly at ``expected``; it and
-  every batch after it **did not land**, and go to a new append session, in order, with the
-  seq_nums they already carry;
-* anything else (other records in the way, a batch cut in two) means another writer: the
-  producer fails with the 412, a definite outcome.
-
-So with ``AppendRetryPolicy.ALL`` and ``match_seq_num`` every record is appended exactly once,
-as long as retries do not run out. Other failures end the producer as before.
+With ``match_seq_num`` every batch carries the seq_num it must land at, so retries under ALL
+are exactly-once; an ambiguous ``412 SeqNumMismatch`` is settled by reading the stream back
+(``_settle.py``), and the batches that did not land go to a new session, in order.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import itertools
+from collections import deque
 from collections.abc import Generator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from s2kit.errors import BrokenError, ClosedError, S2Error, SeqNumMismatch, UsageError
-from s2kit.types import (
-    AppendAck,
-    AppendInput,
-    ReadLimit,
-    Record,
-    SeqNum,
-    SequencedRecord,
-    StreamPosition,
-    metered_bytes,
+from s2kit.client import _outcome
+from s2kit.client._settle import judge, read_back
+from s2kit.errors import (
+    BrokenError,
+    ClosedError,
+    S2Error,
+    SeqNumMismatch,
+    UsageError,
+    indefinite_after,
 )
+from s2kit.types import AppendAck, AppendInput, Record, metered_bytes
 from s2kit.wire._validate import MAX_BATCH_BYTES
 
 if TYPE_CHECKING:
@@ -89,7 +82,8 @@ class RecordTicket:
     """Resolves to the :class:`RecordAck` of one submitted record.
 
     Tickets of one batch share the batch's single future (a future per record was the largest
-    per-record cost of producing); the record's own ack is derived when awaited.
+    per-record cost of producing); the record's own ack is derived when awaited. Awaiting
+    only waits: cancelling the wait leaves the record and its outcome alone.
     """
 
     __slots__ = ("_batch", "_index")
@@ -100,9 +94,10 @@ class RecordTicket:
 
     def __await__(self) -> Generator[Any, None, RecordAck]:
         future = self._batch.future
-        # Tickets are mostly awaited after their batch was acked: skip the future's iterator.
-        ack = future.result() if future.done() else (yield from future.__await__())
-        return record_ack(ack, self._index)
+        # Tickets are mostly awaited after their batch was acked: no wait at all then.
+        if not future.done():
+            yield from _outcome.wait(future)
+        return record_ack(future.result(), self._index)
 
     def done(self) -> bool:
         """Whether the outcome is in."""
@@ -120,14 +115,16 @@ def record_ack(batch: AppendAck, index: int) -> RecordAck:
 
 
 class _Batch:
-    __slots__ = ("_future", "bytes", "match", "records", "timer")
+    __slots__ = ("_future", "bytes", "doubt", "match", "records", "ticket", "timer")
 
     def __init__(self) -> None:
         self.records: list[Record] = []
         self._future: asyncio.Future[AppendAck] | None = None
         self.bytes = 0
         self.timer: asyncio.TimerHandle | None = None
-        self.match: int | None = None  # fixed at the first submit, kept by every re-submit
+        self.match: int | None = None  # fixed at the first hand-over, kept by every re-send
+        self.ticket: AppendTicket | None = None  # from the session it was last handed to
+        self.doubt: S2Error | None = None  # an earlier session may have applied it
 
     @property
     def future(self) -> asyncio.Future[AppendAck]:
@@ -138,7 +135,12 @@ class _Batch:
 
 
 class Producer:
-    """Batches records into an append session; get one from :meth:`Stream.producer`."""
+    """Batches records into an append session; get one from :meth:`Stream.producer`.
+
+    Outcomes (docs/outcomes.md): every ticket resolves, whatever ends the producer. A record
+    error with ``has_no_side_effects`` True means the record is not on the stream and will
+    never be; any other error means it may be.
+    """
 
     def __init__(
         self,
@@ -154,7 +156,6 @@ class Producer:
         self._stream = stream
         self._session = session
         self._new_session = session_factory
-        self._in_submit: _Batch | None = None  # taken from the queue, its submit not done
         self._settled = 0
         self._sessions = 1
         self._past_attempts = 0  # attempts of the sessions already replaced
@@ -170,11 +171,16 @@ class Producer:
         self._room = asyncio.Event()
         self._room.set()
         self._batch = _Batch()
-        self._closed_batches: asyncio.Queue[_Batch | None] = asyncio.Queue()
-        self._acks: asyncio.Queue[tuple[AppendTicket, _Batch] | None] = asyncio.Queue()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._closed: deque[_Batch] = deque()
+        self._handed: deque[_Batch] = deque()
+        self._work = asyncio.Event()  # a batch closed, closing, or failed
+        self._progress = asyncio.Event()  # a batch handed over, or the submitter stopped
+        self._submit_error: S2Error | None = None
+        self._submitter: asyncio.Task[None] | None = None
+        self._acker: asyncio.Task[None] | None = None
         self._error: S2Error | None = None
         self._closing = False
+        self._stopping = False
         self._unresolved = 0
         self._drained = asyncio.Event()
         self._drained.set()
@@ -208,25 +214,23 @@ class Producer:
         else:
             await self.abort()
 
-    def _start(self) -> None:
-        if not self._tasks:
-            self._tasks = [
-                asyncio.create_task(self._submitter(), name="s2kit-producer-submit"),
-                asyncio.create_task(self._acker(), name="s2kit-producer-ack"),
-            ]
-
     async def submit(self, record: Record) -> RecordTicket:
         """Add a record; waits while too many bytes are unacknowledged.
+
+        Cancelling the wait leaves the record out (it was not added).
 
         Raises:
             UsageError: the record alone exceeds the batch limit.
             S2Error: the producer failed earlier (that error).
+            ClosedError: the producer was closed or aborted.
         """
         # Per-record hot path: plain attribute reads and inlined checks.
         headers = record.headers
         size = metered_bytes(headers, record.body) if headers else 8 + len(record.body)
         if size > self._max_record:
-            raise UsageError("record exceeds the batch size limit")
+            raise UsageError(
+                f"record of {size} metered bytes exceeds the batch limit of {self._max_record}"
+            )
         if self._error is not None or self._closing:
             self._check()
         if self._reserved and self._reserved + size > self._max_bytes:
@@ -235,7 +239,7 @@ class Producer:
                 await self._room.wait()
                 self._check()
         self._reserved += size
-        if not self._tasks:
+        if self._acker is None:
             self._start()
         b = self._batch
         records = b.records
@@ -258,6 +262,69 @@ class Producer:
             )
         return RecordTicket(b, index)
 
+    async def flush(self) -> None:
+        """Send the partial batch now and wait until every record so far is resolved.
+
+        A wait only: cancelling it leaves the records in flight.
+
+        Raises:
+            S2Error: the producer failed (or was aborted) with records unacknowledged.
+        """
+        self._close_batch()
+        await self._drained.wait()
+        if self._error is not None:
+            raise self._error
+
+    async def close(self) -> None:
+        """Flush, wait for every ack, and end the session.
+
+        Bounded by the session's timeouts and retry budget. Cancelling it (or a deadline
+        around it) aborts the producer as :meth:`abort` does, then the cancellation
+        propagates.
+
+        Raises:
+            S2Error: the error that failed the producer, if any.
+        """
+        if not self._closing:
+            self._closing = True
+            self._close_batch()
+            self._work.set()  # the submitter ends once everything is handed over
+        try:
+            tasks = [t for t in (self._submitter, self._acker) if t is not None]
+            if tasks:
+                await asyncio.wait(tasks)  # a wait: cancelling it does not cancel them
+            if self._error is None:
+                await self._session.close()
+        except asyncio.CancelledError:
+            await self._stop("producer close was cancelled")
+            raise
+        except S2Error as exc:
+            self._error = self._error or exc
+        if self._error is not None:
+            raise self._error
+
+    async def abort(self) -> None:
+        """Stop now; every unresolved ticket fails with :class:`~s2kit.errors.ClosedError`.
+
+        Records that may have reached the server have ``maybe_applied`` set; records acked
+        before the abort resolve with their acks.
+        """
+        await self._stop("producer aborted")
+
+    def statistics(self) -> ProducerStatistics:
+        """Sessions, attempts and settled 412s so far."""
+        return ProducerStatistics(
+            sessions=self._sessions,
+            attempts=self._past_attempts + self._session.statistics().attempts,
+            settled=self._settled,
+        )
+
+    # -- batches ------------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        self._submitter = asyncio.create_task(self._submit_loop(), name="s2kit-producer-submit")
+        self._acker = asyncio.create_task(self._ack_loop(), name="s2kit-producer-ack")
+
     def _linger_expired(self, batch: _Batch) -> None:
         if batch is self._batch and batch.records:
             self._close_batch()
@@ -268,54 +335,8 @@ class Producer:
             b.timer.cancel()
         self._batch = _Batch()
         if b.records:
-            self._closed_batches.put_nowait(b)
-
-    async def flush(self) -> None:
-        """Send the partial batch now and wait until every record so far is acknowledged."""
-        self._close_batch()
-        await self._drained.wait()
-        self._check()
-
-    async def close(self) -> None:
-        """Flush, wait for every ack, and end the session.
-
-        Raises:
-            S2Error: the error that failed the producer, if any.
-        """
-        if self._closing:
-            return
-        self._closing = True
-        self._close_batch()
-        self._closed_batches.put_nowait(None)
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
-        try:
-            await self._session.close()
-        except S2Error as exc:
-            self._error = self._error or exc
-        if self._error is not None and not isinstance(self._error, ClosedError):
-            raise self._error
-        self._error = ClosedError("producer closed")
-
-    async def abort(self) -> None:
-        """Stop now; unresolved tickets fail with :class:`~s2kit.errors.ClosedError`."""
-        self._closing = True
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, S2Error):
-                await t
-        await self._session.abort()
-        self._fail(ClosedError("producer aborted"))
-
-    def statistics(self) -> ProducerStatistics:
-        """Sessions, attempts and settled 412s so far."""
-        return ProducerStatistics(
-            sessions=self._sessions,
-            attempts=self._past_attempts + self._session.statistics().attempts,
-            settled=self._settled,
-        )
+            self._closed.append(b)
+            self._work.set()
 
     def _check(self) -> None:
         if self._error is not None:
@@ -323,21 +344,10 @@ class Producer:
         if self._closing:
             raise ClosedError("producer is closed")
 
-    def _fail(self, error: S2Error) -> None:
-        self._error = self._error or error
-        pending: list[_Batch] = [self._batch]
-        while not self._closed_batches.empty():
-            b = self._closed_batches.get_nowait()
-            if b is not None:
-                pending.append(b)
-        while not self._acks.empty():
-            item = self._acks.get_nowait()
-            if item is not None:
-                pending.append(item[1])
-        for b in pending:
-            self._settle(b, self._error)
-        self._batch = _Batch()
-        self._room.set()
+    def _input(self, b: _Batch) -> AppendInput:
+        return AppendInput(
+            records=tuple(b.records), match_seq_num=b.match, fencing_token=self._fencing_token
+        )
 
     def _settle(self, b: _Batch, outcome: AppendAck | S2Error) -> None:
         if not b.records:
@@ -360,164 +370,198 @@ class Producer:
         if self._unresolved <= 0:
             self._drained.set()
 
-    async def _submitter(self) -> None:
-        while True:
-            b = await self._closed_batches.get()
-            if b is None:
-                self._acks.put_nowait(None)
-                return
-            b.match = self._next_match
-            if self._next_match is not None:
-                self._next_match += len(b.records)
-            self._in_submit = b
-            try:
-                ticket = await self._session.submit(self._input(b))
-            except S2Error as exc:
-                if self._may_settle(exc):
-                    return  # the acker settles and restarts us (b is _in_submit)
-                self._in_submit = None
-                self._settle(b, exc)
-                self._fail(exc)
-                return
-            self._in_submit = None
-            self._acks.put_nowait((ticket, b))
+    # -- the two tasks ------------------------------------------------------------------------
 
-    def _input(self, b: _Batch) -> AppendInput:
-        return AppendInput(
-            records=tuple(b.records), match_seq_num=b.match, fencing_token=self._fencing_token
-        )
+    async def _submit_loop(self) -> None:
+        closed = self._closed
+        try:
+            while self._error is None:
+                if not closed:
+                    if self._closing:
+                        return
+                    self._work.clear()
+                    await self._work.wait()
+                    continue
+                b = closed[0]  # stays listed until the session has it
+                if b.match is None and self._next_match is not None:
+                    b.match = self._next_match
+                    self._next_match += len(b.records)
+                try:
+                    ticket = await self._session.submit(self._input(b))
+                except S2Error as exc:
+                    self._submit_error = exc  # the session failed: the acker decides
+                    return
+                closed.popleft()
+                b.ticket = ticket
+                self._handed.append(b)
+                self._progress.set()
+        finally:
+            self._progress.set()
 
-    async def _acker(self) -> None:
-        while True:
-            item = await self._acks.get()
-            if item is None:
-                return
-            ticket, b = item
-            try:
-                ack = await ticket
-            except S2Error as exc:
-                error: S2Error = exc
-                if self._may_settle(exc):
-                    failure = await self._recover(b, exc)
-                    if failure is None:
+    async def _ack_loop(self) -> None:
+        handed = self._handed
+        try:
+            while True:
+                if not handed:
+                    if self._submit_error is not None:
+                        if not await self._on_failure(self._submit_error):
+                            return
                         continue
-                    error = failure
-                self._settle(b, error)
-                self._fail(error)
-                return
-            self._settle(b, ack)
+                    if self._submitter is None or self._submitter.done():
+                        return  # closing (or failed): nothing more comes
+                    self._progress.clear()
+                    await self._progress.wait()
+                    continue
+                b = handed[0]
+                assert b.ticket is not None
+                try:
+                    ack = await b.ticket
+                except S2Error as exc:
+                    if not await self._on_failure(exc):
+                        return
+                    continue
+                handed.popleft()
+                self._settle(b, ack)
+        except asyncio.CancelledError:
+            if not self._stopping:  # cancelled from outside (the loop is shutting down)
+                self._abandon("producer stopped")
+            raise
 
-    # -- settling an ambiguous 412 (see the module docstring) ----------------------------------
+    async def _on_failure(self, exc: S2Error) -> bool:
+        """The session failed with ``exc``: settle and go on (True), or fail the producer."""
+        self._submit_error = None
+        pending = [*self._handed, *itertools.takewhile(lambda b: b.match is not None, self._closed)]
+        if self._may_settle(exc, pending):
+            assert isinstance(exc, SeqNumMismatch)
+            failure = await self._recover(exc, pending)
+            if failure is None:
+                return True
+            exc = failure
+        self._fail(exc)
+        return False
 
-    def _may_settle(self, exc: S2Error) -> bool:
+    def _fail(self, error: S2Error) -> None:
+        """Fail every unresolved batch with one error, indefinite if any may have landed."""
+        batches = [*self._handed, *self._closed, self._batch]
+        doubt = next((b.doubt for b in batches if b.doubt is not None), None)
+        if self._error is None:
+            self._error = indefinite_after(error, doubt)
+        for b in batches:
+            self._settle(b, self._error)
+        self._drop_all()
+
+    async def _stop(self, reason: str) -> None:
+        self._closing = self._stopping = True
+        tasks = [t for t in (self._submitter, self._acker) if t is not None and not t.done()]
+        try:
+            for t in tasks:
+                t.cancel()
+            if tasks:
+                await asyncio.wait(tasks)
+            await self._session.abort()  # settles its tickets, truthfully, before any wait
+        finally:
+            self._abandon(reason)
+
+    def _abandon(self, reason: str) -> None:
+        """Resolve every batch now: handed ones from their session tickets, others unsent."""
+        maybe = ClosedError(
+            f"{reason} with this record sent: it may have been appended", maybe_applied=True
+        )
+        certain = ClosedError(f"{reason} before this record was sent")
+        lost: ClosedError | None = None
+        for b in self._handed:
+            assert b.ticket is not None
+            f = b.ticket.outcome()
+            error = f.exception() if f.done() and not f.cancelled() else None
+            if f.done() and not f.cancelled() and error is None:
+                self._settle(b, f.result())
+                continue
+            sent = b.doubt is not None or not isinstance(error, S2Error) or error.is_indefinite
+            lost = maybe if sent or lost is maybe else certain
+            self._settle(b, maybe if sent else certain)
+        for b in (*self._closed, self._batch):
+            if b.records:
+                sent = b.doubt is not None
+                lost = maybe if sent or lost is maybe else certain
+                self._settle(b, maybe if sent else certain)
+        if self._error is None:
+            self._error = lost
+        self._drop_all()
+
+    def _drop_all(self) -> None:
+        self._handed.clear()
+        self._closed.clear()
+        if self._batch.timer is not None:
+            self._batch.timer.cancel()
+        self._batch = _Batch()
+        self._work.set()
+        self._room.set()
+
+    # -- settling an ambiguous 412 (_settle.py) -------------------------------------------------
+
+    def _may_settle(self, exc: S2Error, pending: list[_Batch]) -> bool:
         return (
             isinstance(exc, SeqNumMismatch)
             and self._next_match is not None
             and self._new_session is not None
-            and self._session.statistics().attempts > 1
+            and bool(pending)
+            and (exc.earlier_indefinite is not None or any(b.doubt is not None for b in pending))
         )
 
-    async def _recover(self, first: _Batch, exc: S2Error) -> S2Error | None:
-        """Settle which pending batches landed and re-submit the rest.
+    async def _recover(self, exc: SeqNumMismatch, pending: list[_Batch]) -> S2Error | None:
+        """Resolve the pending batches that landed and hand the rest to a new session.
 
-        Returns None when the producer goes on, else the error to fail it with: the 412 when
-        another writer's records are in the way (definite), or a :class:`BrokenError` when
-        the stream could not be read back (the outcome stays unknown).
+        Returns None when the producer goes on, else the error to fail it with: a definite
+        412 when another writer's records are in the way, the 412 as it came (indefinite)
+        when the batches start beyond the stream's end, or an indefinite
+        :class:`BrokenError` when the stream could not be read back.
         """
-        assert isinstance(exc, SeqNumMismatch)
         assert self._new_session is not None
-        submitter = self._tasks[0]
-        submitter.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await submitter
-        pending = [first]
-        ended = False
-        while not self._acks.empty():
-            item = self._acks.get_nowait()
-            if item is None:
-                ended = True
-            else:
-                pending.append(item[1])
-        if self._in_submit is not None:
-            pending.append(self._in_submit)
-            self._in_submit = None
-        failure: S2Error = exc
-        try:
-            rest = await self._settle_landed(pending, exc.expected)
-        except S2Error as error:
-            rest = None
-            failure = BrokenError(f"an ambiguous 412 could not be settled: {error}")
-            failure.__cause__ = error
-        if rest is None:
-            for b in pending[1:]:  # the caller fails the first, and the producer
-                self._settle(b, failure)
-            return failure
-        self._settled += 1
-        self._sessions += 1
-        self._past_attempts += self._session.statistics().attempts
-        old, self._session = self._session, self._new_session()
-        await old.abort()
-        for b in rest:
-            try:
-                ticket = await self._session.submit(self._input(b))
-            except S2Error as error:
-                for left in rest[rest.index(b) :]:
-                    self._settle(left, error)
-                return error
-            self._acks.put_nowait((ticket, b))
-        if ended:
-            self._acks.put_nowait(None)
-        else:
-            self._tasks[0] = asyncio.create_task(self._submitter(), name="s2kit-producer-submit")
-        return None
-
-    async def _settle_landed(self, pending: list[_Batch], expected: int) -> list[_Batch] | None:
-        """Resolve the batches found on the stream; return the others (None: inconsistent)."""
+        submitter = self._submitter
+        if submitter is not None and not submitter.done():
+            submitter.cancel()  # its batch stays first in _closed
+            await asyncio.wait([submitter])
+        self._submit_error = None  # the same failure, seen by the submitter too
         start = pending[0].match
         assert start is not None
-        if expected < start:
-            return None
-        found = await self._read_back(start, expected)
-        if found is None:
-            return None
-        pos = start
-        for i, b in enumerate(pending):
-            if pos == expected:
-                return pending[i:] if b.match == expected else None
-            count = len(b.records)
-            landed = found[pos - start : pos - start + count]
-            if (
-                b.match != pos
-                or len(landed) < count
-                or not all(
-                    r.body == rec.body and tuple(r.headers) == tuple(rec.headers)
-                    for r, rec in zip(landed, b.records, strict=True)
-                )
-            ):
-                return None
-            tail = StreamPosition(expected, found[-1].timestamp)
-            self._settle(
-                b,
-                AppendAck(
-                    start=StreamPosition(pos, landed[0].timestamp),
-                    end=StreamPosition(pos + count, landed[-1].timestamp),
-                    tail=tail,
-                ),
-            )
-            pos += count
-        return [] if pos == expected else None
-
-    async def _read_back(self, start: int, end: int) -> list[SequencedRecord] | None:
-        """The records [start, end) of the stream (None if they do not all show up)."""
-        found: list[SequencedRecord] = []
-        empty = 0
-        while start + len(found) < end and empty < 10:
-            batch = await self._stream.read(
-                SeqNum(start + len(found)),
-                limit=ReadLimit(count=end - start - len(found)),
-                wait=1,  # the 412's expected may count records not yet durable
-            )
-            records = [r for r in batch.records if r.seq_num < end]
-            empty = 0 if records else empty + 1
-            found.extend(records)
-        return found if start + len(found) == end else None
+        count = sum(len(b.records) for b in pending)
+        try:
+            found = await read_back(self._stream, start, min(exc.expected, start + count))
+        except S2Error as error:
+            failure = BrokenError(f"an ambiguous 412 could not be settled: {error}")
+            failure.__cause__ = error
+            return failure
+        batches: list[tuple[int, list[Record]]] = []
+        for b in pending:
+            assert b.match is not None  # every batch handed over in match mode has one
+            batches.append((b.match, b.records))
+        verdict = judge(batches, exc.expected, found)
+        # Decide, then do: nothing below waits until the state is whole again.
+        self._settled += 1
+        landed = pending[: len(verdict.landed)]
+        for b, ack in zip(landed, verdict.landed, strict=True):
+            self._settle(b, ack)
+        rest = pending[len(landed) :]
+        if verdict.rest == "taken":  # proven: none of the rest can ever land
+            for b in rest:
+                b.doubt = None
+            definite = SeqNumMismatch(exc.expected)
+            definite.__cause__ = exc
+            return definite
+        if verdict.rest == "beyond":
+            return exc
+        for b in rest:
+            if b.ticket is not None and b.doubt is None:
+                b.doubt = exc.earlier_indefinite  # its copy from that session may still land
+            b.ticket = None
+        later = list(self._closed)[len(pending) - len(self._handed) :]
+        self._handed.clear()
+        self._closed.clear()
+        self._closed.extend([*rest, *later])
+        old = self._session
+        self._sessions += 1
+        self._past_attempts += old.statistics().attempts
+        self._session = self._new_session()
+        self._submitter = asyncio.create_task(self._submit_loop(), name="s2kit-producer-submit")
+        await old.abort()  # it has failed already: this only releases it
+        return None
