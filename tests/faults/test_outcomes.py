@@ -12,6 +12,7 @@ none of its records on the stream; nothing stays unresolved.
 * F5: ``close()`` fails when inputs were not acked, whatever error ended the session.
 * F6: a clean end of an idle session's response leaves no open stream behind.
 * F7: ``Producer.close()`` under a deadline raises.
+* The blocking API: ``close(timeout=...)`` aborts, resolves every ticket, then raises.
 * The suspected ones: ``close()`` is bounded against a server that never ends its response;
   a producer re-sending after a settle meets its own late copy; acks are checked against
   ``match_seq_num`` and the previous ack.
@@ -20,6 +21,7 @@ none of its records on the stream; nothing stays unresolved.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TYPE_CHECKING
 
 import pytest
@@ -53,7 +55,7 @@ from s2kit.types import AppendInput, SequencedRecord
 
 if TYPE_CHECKING:
     from s2kit import S2
-    from s2kit.client import AppendRetryPolicy, Producer, RecordTicket
+    from s2kit.client import AppendRetryPolicy, Producer, RecordTicket, Stream
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -230,13 +232,23 @@ async def test_f3_a_timed_out_wait_leaves_the_producer_alone(
 # --- F4: error precedence ----------------------------------------------------------------------
 
 
+async def applied_then_unreachable(
+    proxy: FaultProxy, make_client: ClientFactory, names: tuple[str, str], fault: StreamFault
+) -> Stream:
+    """A stream handle under ALL whose next append is applied, then cut before its ack, and
+    whose retries then cannot connect (every new connection is reset at accept)."""
+    stream = stream_of(make_client(ALL), names)
+    await stream.check_tail()  # the connection the append will use, before the faults
+    proxy.add(fault)
+    proxy.next_connections(Reset(), Reset(), Reset(), Reset())
+    return stream
+
+
 async def test_f4_unary_append_stays_indefinite_when_the_retries_cannot_connect(
     proxy: FaultProxy, make_client: ClientFactory, direct: S2, names: tuple[str, str]
 ) -> None:
-    stream = stream_of(make_client(ALL), names)
-    await stream.check_tail()  # the connection the append will use, before the faults
-    proxy.add(StreamFault(match=UNARY, pass_down=0, when_down=1, action=Cut()))
-    proxy.next_connections(Reset(), Reset(), Reset(), Reset())
+    fault = StreamFault(match=UNARY, pass_down=0, when_down=1, action=Cut())
+    stream = await applied_then_unreachable(proxy, make_client, names, fault)
     ledger = Ledger("f4u")
     item = ledger.next_input()
     with pytest.raises(S2Error) as error:
@@ -244,15 +256,13 @@ async def test_f4_unary_append_stays_indefinite_when_the_retries_cannot_connect(
     item.error = error.value
     assert assert_truthful(ledger, await read_stream(direct, *names)) == {0: 1}
     assert error.value.is_indefinite
+    assert error.value.earlier_indefinite is not None  # the cut, not the last ConnectError
 
 
 async def test_f4_session_stays_indefinite_when_the_retries_cannot_connect(
     proxy: FaultProxy, make_client: ClientFactory, direct: S2, names: tuple[str, str]
 ) -> None:
-    stream = stream_of(make_client(ALL), names)
-    await stream.check_tail()
-    proxy.add(APPLIED_THEN_CUT)
-    proxy.next_connections(Reset(), Reset(), Reset(), Reset())
+    stream = await applied_then_unreachable(proxy, make_client, names, APPLIED_THEN_CUT)
     session = stream.append_session()
     ledger = Ledger("f4s")
     await ledger.submit(session)
@@ -266,10 +276,7 @@ async def test_f4_session_stays_indefinite_when_the_retries_cannot_connect(
 async def test_f4_producer_with_match_seq_num_stays_indefinite_when_retries_run_out(
     proxy: FaultProxy, make_client: ClientFactory, direct: S2, names: tuple[str, str]
 ) -> None:
-    stream = stream_of(make_client(ALL), names)
-    await stream.check_tail()
-    proxy.add(APPLIED_THEN_CUT)
-    proxy.next_connections(Reset(), Reset(), Reset(), Reset())
+    stream = await applied_then_unreachable(proxy, make_client, names, APPLIED_THEN_CUT)
     producer = stream.producer(match_seq_num=0)
     ledger, tickets = await produced(producer, "f4p", 1)
     await settle_records(ledger, tickets, within=10.0)
@@ -443,3 +450,51 @@ async def test_an_ack_overlapping_the_previous_one_is_refused(
     with pytest.raises(RemoteProtocolError):
         await second
     await session.abort()
+
+
+# --- the blocking API: close() with a timeout --------------------------------------------------
+
+
+def _blocking_close_times_out(owner: sync.AppendSession | sync.Producer) -> float:
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        owner.close(timeout=0.3)
+    return time.monotonic() - started
+
+
+def _outcomes(ledger: Ledger, tickets: list[sync.Ticket], seqs: bool) -> None:
+    for item, ticket in zip(ledger.items, tickets, strict=True):
+        assert ticket.done()  # resolved before close() returned
+        try:
+            ack = ticket.result(timeout=0)
+            item.ack = ack.batch if seqs else ack
+        except S2Error as exc:
+            item.error = exc
+
+
+@pytest.mark.parametrize("kind", ["session", "producer"])
+async def test_f1_f7_blocking_close_with_a_timeout_aborts_then_raises(
+    proxy: FaultProxy, direct: S2, names: tuple[str, str], kind: str
+) -> None:
+    proxy.add(StreamFault(match=SESSION, pass_down=0))  # applied, acks withheld
+    client = sync.S2(TOKEN, endpoints=Endpoints.for_url(proxy.url), timeout=Timeout(request=5.0))
+    stream = client.basin(names[0]).stream(names[1])
+    ledger = Ledger(f"f1b-{kind}")
+    owner: sync.AppendSession | sync.Producer
+    if kind == "session":
+        owner = await asyncio.to_thread(stream.append_session)
+        session = owner
+        tickets = [
+            await asyncio.to_thread(session.submit, ledger.next_input().input) for _ in range(3)
+        ]
+    else:
+        owner = await asyncio.to_thread(stream.producer, batching=Batching(max_records=1))
+        producer = owner
+        tickets = [producer.submit(ledger.next_input().input.records[0]) for _ in range(3)]
+    await proxy.wait_for(lambda: proxy.stats.messages_down >= 3)
+    elapsed = await asyncio.to_thread(_blocking_close_times_out, owner)
+    assert elapsed < 1.5
+    _outcomes(ledger, tickets, seqs=kind == "producer")
+    await asyncio.to_thread(client.close)
+    assert assert_truthful(ledger, await read_stream(direct, *names)) == {0: 1, 1: 1, 2: 1}
+    assert all(i.error is not None and i.error.is_indefinite for i in ledger.items)

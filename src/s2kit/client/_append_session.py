@@ -151,7 +151,12 @@ class AppendSession:
     """Pipelined appends to one stream; get one from :meth:`Stream.append_session`.
 
     ``async with stream.append_session() as session:`` then ``ticket = await
-    session.submit(input)`` and ``ack = await ticket``. Leaving the block waits for every ack.
+    session.submit(input)`` and ``ack = await ticket``. Leaving the block waits for every ack
+    (leaving it with an exception, or cancelled, aborts).
+
+    Outcomes (docs/outcomes.md): every ticket resolves, whatever ends the session. An error
+    with ``has_no_side_effects`` True means the input is not on the stream and never will be;
+    any other error means it may be (at most once under NO_SIDE_EFFECTS).
     """
 
     def __init__(

@@ -68,7 +68,10 @@ class Stream:
         """Append one batch atomically; returns its ack once durable.
 
         Retries follow the client's append retry policy; under NO_SIDE_EFFECTS a retry happens
-        only if the failed attempt cannot have appended anything.
+        only if the failed attempt cannot have appended anything. The error raised when
+        retries stop is indefinite if any attempt may have appended the batch (its
+        ``earlier_indefinite`` names that attempt's error). Cancelling the call abandons
+        the request: the batch may or may not have been appended (docs/outcomes.md).
 
         Raises:
             UsageError: the batch is invalid.
