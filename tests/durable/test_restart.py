@@ -20,6 +20,7 @@ from s2kit import (
     CommandRecord,
     EncryptionAlgorithm,
     ProvisionResult,
+    ReadLimit,
     Record,
     SeqNum,
     StorageClass,
@@ -31,9 +32,10 @@ from s2kit import (
     TimestampingMode,
 )
 from s2kit.errors import FencingTokenMismatch, ServerError
+from s2kit.server._lmdb import LmdbStorage
 
 from ._proc import LiteChild, free_port
-from ._util import BASIN, eventually, running
+from ._util import BASIN, eventually, lmdb_of, running
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -265,3 +267,39 @@ async def test_provisioning_is_durable_before_the_response(tmp_path: Path) -> No
         assert child.terminate() == 0
     finally:
         child.kill()
+
+
+class _DiesBeforeDeleting(LmdbStorage):
+    """Storage whose background removal of trimmed records never runs, as when lite is
+    killed between a trim taking effect and its records being removed (with many records
+    the removal takes many write transactions, so a kill lands there easily)."""
+
+    def _drop_below(self, sid: int, cut: int) -> None:
+        self._busy.discard(sid)
+
+
+async def test_a_visible_trim_stays_visible_across_a_restart(tmp_path: Path) -> None:
+    # Once a read has seen a trim take effect, it must hold for good. The second lite's first
+    # background pass comes late (60 s), so only what it reads at start can hold it.
+    data = tmp_path / "data"
+    async with running(data, storage=_DiesBeforeDeleting(data)) as (lite, c):
+        await c.create_basin(BASIN)
+        await c.basin(BASIN).create_stream("s")
+        stream = c.basin(BASIN).stream("s")
+        for i in range(10):
+            batch = [Record(body=b"%d-%d" % (i, j), timestamp=1000 + i) for j in range(100)]
+            await stream.append(AppendInput(records=batch))
+        await stream.append(AppendInput(records=[CommandRecord.trim(900)]))
+
+        async def trimmed() -> bool:
+            batch = await stream.read(start=SeqNum(0), limit=ReadLimit(count=1))
+            return batch.records[0].seq_num == 900
+
+        await eventually(trimmed, what="the trim to take effect")
+        assert lmdb_of(lite).statistics().records == 1001  # none removed yet
+    async with running(data, background_interval=60.0) as (_, c):
+        stream = c.basin(BASIN).stream("s")
+        first = await stream.read(start=SeqNum(0), limit=ReadLimit(count=1))
+        assert first.records[0].seq_num == 900
+        by_ts = await stream.read(start=Timestamp(0), limit=ReadLimit(count=1))
+        assert by_ts.records[0].seq_num == 900

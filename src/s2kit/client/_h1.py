@@ -40,14 +40,22 @@ def _require_h11() -> Any:
 
 
 @contextlib.contextmanager
-def _io_errors(data_sent: bool) -> Iterator[None]:
-    # The one place where socket and h11 exceptions become s2kit errors.
+def _io_errors(data_sent: bool, eof: bool = False) -> Iterator[None]:
+    # The one place where socket and h11 exceptions become s2kit errors. Once the server has
+    # closed the connection (``eof``), whatever h11 says of the unfinished exchange ("peer
+    # closed connection without sending complete message body", "can't handle event type
+    # ConnectionClosed") is a dropped connection: a transport failure, retryable, and
+    # indefinite once the body was handed off, as on HTTP/2.
     try:
         yield
     except (ConnectionError, OSError) as exc:
         raise ConnectionLost(f"connection lost: {exc}", data_sent=data_sent) from exc
     except Exception as exc:
         if h11 is not None and isinstance(exc, h11.ProtocolError):
+            if eof:
+                raise ConnectionLost(
+                    f"server closed the connection: {exc}", data_sent=data_sent
+                ) from exc
             raise RemoteProtocolError(f"HTTP/1.1 protocol error: {exc}") from exc
         raise
 
@@ -81,6 +89,7 @@ class H1Stream:
         self._response: tuple[int, list[tuple[str, str]]] | None = None
         self._done = False
         self._closed = False
+        self._eof = False  # the server closed its side
 
     async def _flush_head(self, content_length: int | None) -> None:
         if self._head_sent:
@@ -136,11 +145,12 @@ class H1Stream:
         if self._closed:
             raise ClosedError("request was reset")
         while True:
-            with _io_errors(self.data_sent):
+            with _io_errors(self.data_sent, eof=self._eof):
                 event = self._conn.h11.next_event()
             if event is lib.NEED_DATA:
                 with _io_errors(self.data_sent):
                     data = await self._conn.reader.read(READ_SIZE)
+                self._eof = not data
                 self._conn.h11.receive_data(data)
                 continue
             if isinstance(event, lib.ConnectionClosed):

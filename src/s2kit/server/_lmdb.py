@@ -22,7 +22,9 @@ Theory of operation
 * **Background deletions** run on the writer thread in chunks of ``_lmdb_txn.CHUNK`` keys, each
   chunk its own transaction, re-queued behind any commit that arrived meanwhile, so a big
   deletion never holds up appends for long. Trimmed or expired records become invisible at
-  once (a per-stream read floor) and are removed behind it. A deleted stream's id is retired
+  once (a per-stream read floor) and are removed behind it. The floors are computed again
+  from the stored trim points and expiry runs at start, so a trim a reader saw before a
+  crash holds from the first read after it. A deleted stream's id is retired
   in a durable ``gc`` row first, so a crash resumes the removal at the next start.
 
 Nothing per record is kept in memory: the in-memory state is the id map, the read floors of
@@ -129,6 +131,13 @@ class LmdbStorage(Storage):
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="s2kit-lmdb")
         self._closed = False
         self._floor: dict[int, int] = {}
+        # A trim or expiry that a reader may have seen must hold from the first read after a
+        # restart, not from the first background pass: the floors start where they stood.
+        with self._env.begin() as txn:
+            wall = time.time()
+            for sid in self._ids.values():
+                if cut := self._cut(txn, sid, wall):
+                    self._floor[sid] = cut
         self._busy: set[int] = set()
         self._retry: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
         for raw_sid, id_key in doomed:  # deletions a crash interrupted
@@ -303,26 +312,34 @@ class LmdbStorage(Storage):
         prefix = K.u64(sid)
         with self._lock, self._env.begin() as txn:
             cur = txn.cursor(db=self._db.records)
-            if not (
-                cur.set_range(K.record_key(sid, self._floor.get(sid, 0)))
-                and cur.key().startswith(prefix)
-            ):
+            # From the first record stored, not the floor: a floor set at start has records
+            # below it still to remove.
+            if not (cur.set_range(prefix) and cur.key().startswith(prefix)):
                 return 0
             first = K.read_u64(cur.key(), 8)
-            tail, cut, _, _ = K.state_wall_fields(txn.get(prefix, db=self._db.state))
-            runs = txn.cursor(db=self._db.runs)
-            ok = runs.set_range(prefix) and runs.key().startswith(prefix)
-            # Expiry runs are in write order; the leading runs that have expired go.
-            while ok and K.decode_expiry(runs.value()) <= wall:
-                ok = runs.next() and runs.key().startswith(prefix)
-                cut = max(cut, K.read_u64(runs.key(), 8) if ok else tail.seq_num)
-        cut = min(cut, tail.seq_num)
+            cut = self._cut(txn, sid, wall)
         if cut <= first:
             return 0
         self._floor[sid] = cut
         self._busy.add(sid)
         self._submit(self._drop_below, sid, cut)
         return cut - first
+
+    def _cut(self, txn: T.Txn, sid: int, wall: float) -> int:
+        """Where reads of stream ``sid`` start: past its trim point and its expired records
+        (``wall``: now, in wall seconds), never past its tail."""
+        prefix = K.u64(sid)
+        raw = txn.get(prefix, db=self._db.state)
+        if raw is None:
+            return 0
+        tail, cut, _, _ = K.state_wall_fields(raw)
+        runs = txn.cursor(db=self._db.runs)
+        ok = runs.set_range(prefix) and runs.key().startswith(prefix)
+        # Expiry runs are in write order; the leading runs that have expired go.
+        while ok and K.decode_expiry(runs.value()) <= wall:
+            ok = runs.next() and runs.key().startswith(prefix)
+            cut = max(cut, K.read_u64(runs.key(), 8) if ok else tail.seq_num)
+        return min(cut, tail.seq_num)
 
     def _submit(self, fn: Callable[..., None], *args: object) -> None:
         if self._closed:
