@@ -251,12 +251,16 @@ def test_exports() -> None:
         "ClientDisconnected",
         "Handler",
         "HttpServer",
+        "Limits",
         "Request",
         "Responder",
         "ServerStatistics",
+        "TlsConfigError",
+        "default_max_connections",
         "generate_self_signed_cert",
         "make_self_signed_context",
         "make_server_context",
+        "raise_fd_limit",
     ]
     assert HttpServer.__module__ == "s2kit.server._front"
 

@@ -13,8 +13,12 @@ from s2kit.server._front._exchange import ClientDisconnected as ClientDisconnect
 from s2kit.server._front._exchange import Handler as Handler
 from s2kit.server._front._exchange import Request as Request
 from s2kit.server._front._exchange import Responder as Responder
+from s2kit.server._front._limits import Limits as Limits
+from s2kit.server._front._limits import default_max_connections as default_max_connections
+from s2kit.server._front._limits import raise_fd_limit as raise_fd_limit
 from s2kit.server._front._listener import HttpServer as HttpServer
 from s2kit.server._front._listener import ServerStatistics as ServerStatistics
+from s2kit.server._front._tls import TlsConfigError as TlsConfigError
 from s2kit.server._front._tls import generate_self_signed_cert as generate_self_signed_cert
 from s2kit.server._front._tls import make_self_signed_context as make_self_signed_context
 from s2kit.server._front._tls import make_server_context as make_server_context
@@ -24,12 +28,16 @@ __all__ = [
     "ClientDisconnected",
     "Handler",
     "HttpServer",
+    "Limits",
     "Request",
     "Responder",
     "ServerStatistics",
+    "TlsConfigError",
+    "default_max_connections",
     "generate_self_signed_cert",
     "make_self_signed_context",
     "make_server_context",
+    "raise_fd_limit",
 ]
 
 # Report the public names as living here, not in the private modules that define them.

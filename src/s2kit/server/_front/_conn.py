@@ -14,6 +14,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from s2kit.server._front._exchange import ClientDisconnected, serve_exchange
+from s2kit.server._front._limits import Limits
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -28,10 +29,13 @@ logger = logging.getLogger("s2kit.server")
 class BaseConnection(asyncio.Protocol):
     """An HTTP server connection: owns its handler tasks and its transport's write side."""
 
-    def __init__(self, handler: Handler, *, tls: bool) -> None:
+    def __init__(self, handler: Handler, *, tls: bool, limits: Limits | None = None) -> None:
         self._handler = handler
         self._tls = tls
+        self._limits = limits or Limits()
         self._loop = asyncio.get_running_loop()
+        self._since = self._loop.time()  # when the state the deadlines look at began
+        self._paused_since: float | None = None
         self._transport: asyncio.Transport | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = asyncio.Event()
@@ -66,9 +70,11 @@ class BaseConnection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._write_paused = True
+        self._paused_since = self._loop.time()
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        self._paused_since = None
         for waiter in self._drain_waiters:
             if not waiter.done():
                 waiter.set_result(None)
@@ -90,6 +96,20 @@ class BaseConnection(asyncio.Protocol):
         self._closing = True
         if self._transport is not None and not self._lost:
             self._transport.abort()
+
+    def sweep(self, now: float) -> None:
+        """Enforce the deadlines of ``Limits`` (called about once a second by the server)."""
+        if self._lost or self._closing:
+            return
+        paused = self._paused_since
+        if paused is not None and now - paused > self._limits.send_timeout:
+            logger.info("client read nothing for %.0f s: closing", now - paused)
+            self.abort()  # a graceful close would wait on the very buffer that is stuck
+            return
+        self._sweep(now)
+
+    def _sweep(self, now: float) -> None:
+        """The protocol's own deadlines."""
 
     async def wait_closed(self) -> None:
         """Wait until the transport is gone and every handler task has finished."""

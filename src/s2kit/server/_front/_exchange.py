@@ -88,6 +88,7 @@ class Request:
         "_eof",
         "_failed",
         "_source",
+        "_waited",
         "_waiter",
         "authority",
         "headers",
@@ -130,6 +131,7 @@ class Request:
         self._eof = False
         self._failed = False
         self._waiter: asyncio.Future[None] | None = None
+        self._waited = 0.0
 
     def header(self, name: str) -> str | None:
         """Return the first value of header ``name`` (any case), or None."""
@@ -156,7 +158,9 @@ class Request:
             if self._eof:
                 return None
             self._source.wanted()
-            self._waiter = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            self._waiter = loop.create_future()
+            self._waited = loop.time()
             try:
                 await self._waiter
             finally:
@@ -192,6 +196,11 @@ class Request:
     def body_complete(self) -> bool:
         """Whether the peer has sent the whole body (it may not all be read yet)."""
         return self._eof
+
+    @property
+    def waiting_since(self) -> float | None:
+        """Since when (loop time) the application waits for body bytes; None if it does not."""
+        return self._waited if self._waiter is not None else None
 
     @property
     def buffered(self) -> int:

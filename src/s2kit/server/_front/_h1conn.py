@@ -13,10 +13,15 @@ Reading is paused, never buffered without bound, when
   ``_LOW_WATER``), or
 * ``h11`` says PAUSED: the client pipelined its next request before we finished this response.
 
-When a response is complete the connection either starts the next keep-alive cycle (the
-request body must be complete too; a body the handler left unread is read and dropped once
-the handler returns) or closes, if ``h11`` says it must (``Connection: close``, HTTP/1.0) or
-the server is draining, in which case it waits for the handler task to return first.
+When a response is complete *and its handler has returned* (it may still be waiting for the
+client to read the response: one request in flight per connection, so a client that
+pipelines without reading costs one handler, not one per request), the connection either
+starts the next keep-alive cycle (the request body must be complete too; a body the handler
+left unread is read and dropped once the handler returns) or closes, if ``h11`` says it must
+(``Connection: close``, HTTP/1.0) or the server is draining.
+
+A request carrying both ``Content-Length`` and ``Transfer-Encoding`` is answered 400 and the
+connection closed (RFC 9112 §6.3: the framing is ambiguous, a request-smuggling vector).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from s2kit.server._front._exchange import ClientDisconnected, Request, Responder
 
 if TYPE_CHECKING:
     from s2kit.server._front._exchange import Handler
+    from s2kit.server._front._limits import Limits
 
 __all__ = ["H1Connection"]
 
@@ -107,9 +113,11 @@ class _H1Exchange:
 class H1Connection(BaseConnection):
     """An HTTP/1.1 server connection driving an ``h11.Connection``."""
 
-    def __init__(self, handler: Handler, *, tls: bool) -> None:
-        super().__init__(handler, tls=tls)
+    def __init__(self, handler: Handler, *, tls: bool, limits: Limits | None = None) -> None:
+        super().__init__(handler, tls=tls, limits=limits)
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
+        self._first_cycle = True
+        self._head_since: float | None = None  # the first byte of the next request head
         self._current: _H1Exchange | None = None
         self._discarding = False
         self._reading_paused = False
@@ -117,8 +125,30 @@ class H1Connection(BaseConnection):
         self._in_process = False
 
     def data_received(self, data: bytes) -> None:
+        if self._current is None and self._head_since is None:
+            self._head_since = self._loop.time()
         self._h11.receive_data(data)
         self._process()
+
+    def _sweep(self, now: float) -> None:
+        limits = self._limits
+        current = self._current
+        if current is None:
+            started = self._since if self._first_cycle else self._head_since
+            if started is not None and now - started > limits.header_timeout:
+                logger.info("no request head within %.0f s: closing", limits.header_timeout)
+                self._refuse(408)
+            elif started is None and now - self._since > limits.idle_timeout:
+                self._close()
+            return
+        waiting = current.request.waiting_since
+        if waiting is not None and now - waiting > limits.body_timeout:
+            logger.info("request body stalled for %.0f s: closing", now - waiting)
+            if current.responder.started:
+                self._close()
+            else:
+                current.responder._disconnect()  # the handler's answer must not follow ours
+                self._refuse(408)
 
     def eof_received(self) -> bool:
         # HTTP/1.1 frames its requests, so a FIN means the client is gone, not a half-close
@@ -177,6 +207,11 @@ class H1Connection(BaseConnection):
                 return
 
     def _start(self, event: h11.Request) -> None:
+        self._head_since = None
+        names = {name for name, _ in event.headers}
+        if b"content-length" in names and b"transfer-encoding" in names:
+            self._refuse(400)
+            return
         exchange = _H1Exchange(self, event)
         self._current = exchange
         self._discarding = False
@@ -185,17 +220,23 @@ class H1Connection(BaseConnection):
     def _protocol_error(self, exc: h11.RemoteProtocolError) -> None:
         logger.debug("HTTP/1.1 protocol error from client: %s", exc)
         if self._current is None and self._h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-            response = h11.Response(
-                status_code=exc.error_status_hint,
-                headers=[(b"content-length", b"0"), (b"connection", b"close")],
-                reason=_reason(exc.error_status_hint),
-            )
-            try:
-                self._write(self._h11.send(response) or b"")
-            except h11.LocalProtocolError:
-                pass
-        elif self._current is not None:
+            self._refuse(exc.error_status_hint)
+            return
+        if self._current is not None:
             self._current.request._fail()
+        self._close()
+
+    def _refuse(self, status: int) -> None:
+        """Answer ``status`` with no body, and close."""
+        response = h11.Response(
+            status_code=status,
+            headers=[(b"content-length", b"0"), (b"connection", b"close")],
+            reason=_reason(status),
+        )
+        try:
+            self._write(self._h11.send(response) or b"")
+        except h11.LocalProtocolError:
+            pass
         self._close()
 
     def _pause_reading(self) -> None:
@@ -287,9 +328,11 @@ class H1Connection(BaseConnection):
                 exchange.request._discard()
                 self._resume_reading()
             return
+        if not exchange.task_done:
+            return  # the handler may still be draining the response to a slow reader
         if keep_alive and theirs is h11.DONE:
             self._next_cycle()
-        elif exchange.task_done:
+        else:
             self._close()
 
     def _next_cycle(self) -> None:
@@ -300,5 +343,8 @@ class H1Connection(BaseConnection):
             return
         self._current = None
         self._discarding = False
+        self._first_cycle = False
+        self._since = self._loop.time()
+        self._head_since = self._since if self._h11.trailing_data[0] else None
         self._resume_reading()
         self._process()  # a pipelined request may already be buffered

@@ -16,6 +16,13 @@ Flow control (RFC 9113 §5.2) runs both ways:
 * outbound, ``_send_body`` splits data to the peer's window and frame size and waits on a
   per-stream future that WINDOW_UPDATE and SETTINGS wake.
 
+Abuse (the HTTP/2 attacks of CVE-2023-44487 and the CONTINUATION flood): a client that resets
+streams faster than ``RESET_RATE`` per second over a burst of ``RESET_BURST`` gets GOAWAY
+(ENHANCE_YOUR_CALM) and loses the connection, so a rapid-reset flood costs lite a bounded
+amount of work before it stops; a header block is refused as soon as its fragments pass the
+advertised header-list limit; a stream above the advertised concurrency limit is refused
+with REFUSED_STREAM (``s2kit/_h2fast.py``).
+
 Graceful shutdown writes GOAWAY itself instead of calling ``close_connection``: ``h2`` moves
 to its CLOSED state on *any* GOAWAY and would refuse the DATA of the streams we promised to
 finish (python-hyper/h2#1181). Streams the client opens above the promised id are refused
@@ -43,6 +50,7 @@ from s2kit.server._front._exchange import ClientDisconnected, Request, Responder
 
 if TYPE_CHECKING:
     from s2kit.server._front._exchange import Handler
+    from s2kit.server._front._limits import Limits
 
 __all__ = ["H2Connection"]
 
@@ -55,6 +63,11 @@ MAX_CONCURRENT_STREAMS = 1000
 MAX_HEADER_LIST_SIZE = 64 << 10
 _DEFAULT_WINDOW = 65_535
 _FLUSH_BYTES = 256 << 10
+RESET_BURST = 1000
+"""Client resets a connection may make at once..."""
+RESET_RATE = 100.0
+"""...and per second after that: far above what any SDK does (a reset per failed attempt,
+cancelled call or abandoned session), far below a rapid-reset flood (tens of thousands)."""
 
 # RFC 9113 §8.2.2: connection-specific fields are malformed in HTTP/2; drop them rather than
 # have h2 reject the whole response because an application written for HTTP/1.1 set one.
@@ -78,6 +91,7 @@ class _H2Exchange:
         "request",
         "responder",
         "stream_id",
+        "streaming",
         "task",
         "window_waiter",
     )
@@ -109,6 +123,8 @@ class _H2Exchange:
         )
         self.responder = Responder(self)
         self.head_only = self.request.method == "HEAD"
+        # An S2S append session may sit idle between inputs: no body deadline for it.
+        self.streaming = (self.request.header("content-type") or "").startswith("s2s/")
 
     def consumed(self, size: int) -> None:
         self.conn._credit(self.stream_id, size)
@@ -144,10 +160,13 @@ class _H2Exchange:
 class H2Connection(BaseConnection):
     """An HTTP/2 server connection driving an ``h2.connection.H2Connection``."""
 
-    def __init__(self, handler: Handler, *, tls: bool) -> None:
-        super().__init__(handler, tls=tls)
-        self._h2 = new_connection(client_side=False)
+    def __init__(self, handler: Handler, *, tls: bool, limits: Limits | None = None) -> None:
+        super().__init__(handler, tls=tls, limits=limits)
+        self._block_since: float | None = None  # a header block incomplete since
+        self._h2 = new_connection(client_side=False, max_header_block=MAX_HEADER_LIST_SIZE)
         self._streams: dict[int, _H2Exchange] = {}
+        self._reset_tokens = float(RESET_BURST)
+        self._reset_stamp = self._loop.time()
         self._flush_scheduled = False
         self._unflushed = 0
         self._goaway_last_id: int | None = None
@@ -173,7 +192,10 @@ class H2Connection(BaseConnection):
             events = self._h2.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
             # h2 has already queued GOAWAY with the right error code.
-            logger.debug("HTTP/2 protocol error from client: %s", exc)
+            if isinstance(exc, h2.exceptions.DenialOfServiceError):
+                logger.info("HTTP/2 client refused: %s", exc)
+            else:
+                logger.debug("HTTP/2 protocol error from client: %s", exc)
             self._flush()
             self._close()
             return
@@ -192,6 +214,8 @@ class H2Connection(BaseConnection):
             elif isinstance(event, h2.events.WindowUpdated):
                 self._on_window_updated(event.stream_id)
             elif isinstance(event, h2.events.StreamReset):
+                if not self._spend_reset():
+                    return
                 self._on_reset(event.stream_id)
             elif isinstance(event, h2.events.RemoteSettingsChanged):
                 self._on_window_updated(0)
@@ -213,6 +237,31 @@ class H2Connection(BaseConnection):
     def _on_lost(self) -> None:
         for exchange in self._streams.values():
             exchange.disconnect()
+
+    def _sweep(self, now: float) -> None:
+        limits = self._limits
+        if self._h2.incoming_buffer._headers_buffer:  # HEADERS seen, its END_HEADERS not yet
+            if self._block_since is None:
+                self._block_since = now
+            elif now - self._block_since > limits.header_timeout:
+                logger.info("header block incomplete for %.0f s: closing", now - self._block_since)
+                self.abort()
+                return
+        else:
+            self._block_since = None
+        if not self._streams:
+            if now - self._since > limits.idle_timeout:
+                self.begin_shutdown()
+            return
+        for exchange in list(self._streams.values()):
+            waiting = exchange.request.waiting_since
+            if waiting is None or exchange.streaming or now - waiting <= limits.body_timeout:
+                continue
+            logger.info("request body stalled for %.0f s: stream reset", now - waiting)
+            self._reset(exchange.stream_id, h2.errors.ErrorCodes.CANCEL)
+            exchange.disconnect()
+            if exchange.task is not None:
+                exchange.task.cancel()
 
     # -- inbound ---------------------------------------------------------------------------
 
@@ -239,6 +288,20 @@ class H2Connection(BaseConnection):
             self._credit(event.stream_id, credit - len(data))  # padding (§6.1)
         if data:
             exchange.request._feed(data)
+
+    def _spend_reset(self) -> bool:
+        """Count a client reset; past the budget, GOAWAY(ENHANCE_YOUR_CALM) and close."""
+        now = self._loop.time()
+        tokens = self._reset_tokens + (now - self._reset_stamp) * RESET_RATE
+        self._reset_tokens = min(float(RESET_BURST), tokens) - 1.0
+        self._reset_stamp = now
+        if self._reset_tokens >= 0:
+            return True
+        logger.info("HTTP/2 client resets streams too fast: GOAWAY (ENHANCE_YOUR_CALM)")
+        self._h2.close_connection(error_code=h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+        self._flush()
+        self._close()  # the GOAWAY goes out first; losing the transport cancels the handlers
+        return False
 
     def _on_reset(self, stream_id: int) -> None:
         exchange = self._streams.get(stream_id)
@@ -343,6 +406,8 @@ class H2Connection(BaseConnection):
         """Run when the stream's handler task is done, however it ended."""
         stream_id = exchange.stream_id
         self._streams.pop(stream_id, None)
+        if not self._streams:
+            self._since = self._loop.time()  # idle from now
         exchange.wake()
         if self._lost:
             return

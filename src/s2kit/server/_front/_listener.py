@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 from s2kit.server._front._h1conn import H1Connection
 from s2kit.server._front._h2conn import H2Connection
+from s2kit.server._front._limits import Limits
 
 if TYPE_CHECKING:
     import ssl
@@ -63,9 +64,10 @@ class ServerStatistics:
 class _Sniffer(asyncio.Protocol):
     """The first protocol of every transport: picks HTTP/1.1 or HTTP/2, then steps aside."""
 
-    def __init__(self, handler: Handler, *, tls: bool, draining: bool) -> None:
+    def __init__(self, handler: Handler, *, tls: bool, draining: bool, limits: Limits) -> None:
         self._handler = handler
         self._tls = tls
+        self._limits = limits
         self._draining = draining
         self._transport: asyncio.Transport | None = None
         self._buffer = b""
@@ -111,7 +113,7 @@ class _Sniffer(asyncio.Protocol):
         assert self._transport is not None
         if self._timer is not None:
             self._timer.cancel()
-        connection = kind(self._handler, tls=self._tls)
+        connection = kind(self._handler, tls=self._tls, limits=self._limits)
         self.connection = connection
         self._transport.set_protocol(connection)
         connection.connection_made(self._transport)
@@ -150,6 +152,8 @@ class HttpServer:
         port: the port to bind; 0 picks a free one (see ``start``).
         ssl_context: when given, TLS connections (ALPN ``h2`` or ``http/1.1``) are accepted
             on the port too, next to plaintext ones.
+        tls_only: with ``ssl_context``, refuse plaintext connections on the port.
+        limits: deadlines and the connection cap (``_limits.py``).
     """
 
     def __init__(
@@ -159,11 +163,18 @@ class HttpServer:
         host: str = "127.0.0.1",
         port: int = 0,
         ssl_context: ssl.SSLContext | None = None,
+        tls_only: bool = False,
+        limits: Limits | None = None,
     ) -> None:
         self._handler = handler
         self._host = host
         self._port = port
         self._ssl_context = ssl_context
+        self._tls_only = tls_only and ssl_context is not None
+        self._limits = limits or Limits()
+        self._room = asyncio.Event()  # set while below max_connections
+        self._room.set()
+        self._sweeper: asyncio.Task[None] | None = None
         self._listener: socket.socket | None = None
         self._accept_task: asyncio.Task[None] | None = None
         self._tasks: dict[asyncio.Task[None], _Sniffer | None] = {}
@@ -212,6 +223,7 @@ class HttpServer:
         self._listener = listener
         self._host, self._port = listener.getsockname()[:2]
         self._accept_task = loop.create_task(self._accept_loop(listener), name="s2kit-accept")
+        self._sweeper = loop.create_task(self._sweep_loop(), name="s2kit-sweep")
         logger.info("listening on %s:%d", self._host, self._port)
         return self._host, self._port
 
@@ -272,31 +284,58 @@ class HttpServer:
         await self.shutdown()
 
     async def _stop_accepting(self) -> None:
-        if self._accept_task is not None:
-            self._accept_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._accept_task
+        for task in (self._accept_task, self._sweeper):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._listener is not None:
             self._listener.close()
 
     async def _accept_loop(self, listener: socket.socket) -> None:
         loop = asyncio.get_running_loop()
+        backoff = 0.0
         while True:
+            if len(self._tasks) >= self._limits.max_connections:
+                # At the cap: new connections wait in the listen backlog, not in our memory.
+                self._room.clear()
+                await self._room.wait()
+                continue
             try:
                 sock, _ = await loop.sock_accept(listener)
             except OSError as exc:
-                # EMFILE and friends: back off instead of spinning; the backlog keeps them.
-                logger.warning("accept failed: %s", exc)
-                await asyncio.sleep(0.1)
+                # EMFILE and friends: back off (doubling to a second) instead of spinning, and
+                # say so once per episode; the backlog keeps the connections meanwhile.
+                if not backoff:
+                    logger.warning("accept failed (backing off): %s", exc)
+                backoff = min(1.0, backoff * 2 or 0.05)
+                await asyncio.sleep(backoff)
                 continue
+            backoff = 0.0
             task = loop.create_task(self._serve(sock), name="s2kit-conn")
             self._tasks[task] = None
             task.add_done_callback(self._forget)
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         self._tasks.pop(task, None)
+        if len(self._tasks) < self._limits.max_connections:
+            self._room.set()
         if not task.cancelled() and (exc := task.exception()) is not None:
             logger.error("connection task failed", exc_info=exc)
+
+    async def _sweep_loop(self) -> None:
+        """Enforce every connection's deadlines, once per ``sweep_interval``."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._limits.sweep_interval)
+            now = loop.time()
+            for sniffer in list(self._tasks.values()):
+                if sniffer is not None and sniffer.connection is not None:
+                    try:
+                        sniffer.connection.sweep(now)
+                    except Exception:
+                        logger.exception("deadline check failed; dropping the connection")
+                        sniffer.connection.abort()
 
     async def _serve(self, sock: socket.socket) -> None:
         """Own one accepted socket from its first byte to the end of its last handler."""
@@ -315,7 +354,15 @@ class HttpServer:
                     return
                 if first == _TLS_HANDSHAKE:
                     context = self._ssl_context
-            sniffer = _Sniffer(self._handler, tls=context is not None, draining=self._draining)
+                elif self._tls_only:
+                    sock.close()  # plaintext on a TLS-only port
+                    return
+            sniffer = _Sniffer(
+                self._handler,
+                tls=context is not None,
+                draining=self._draining,
+                limits=self._limits,
+            )
             self._tasks[task] = sniffer
             await loop.connect_accepted_socket(
                 lambda: sniffer,

@@ -21,7 +21,23 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["generate_self_signed_cert", "make_self_signed_context", "make_server_context"]
+__all__ = [
+    "TlsConfigError",
+    "generate_self_signed_cert",
+    "make_self_signed_context",
+    "make_server_context",
+]
+
+
+class TlsConfigError(ValueError):
+    """A certificate or key that cannot be used; the message is one line naming the file."""
+
+
+def _no_password() -> bytes:
+    # Without a callback, OpenSSL asks for a pass phrase on the terminal, which a server
+    # started by a script cannot answer.
+    raise TlsConfigError("encrypted")
+
 
 ALPN_PROTOCOLS = ["h2", "http/1.1"]
 _TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
@@ -38,15 +54,35 @@ def make_server_context(
         key_path: the unencrypted private key.
 
     Raises:
-        OSError: a file cannot be read.
-        ssl.SSLError: the files are not a matching certificate and key.
+        TlsConfigError: a file cannot be read, is not PEM, the key is encrypted, or the two
+            do not match; the message names the file and says which.
     """
+    for role, path in (("certificate", cert_path), ("key", key_path)):
+        try:
+            with open(path, "rb") as file:
+                file.read(1)
+        except OSError as exc:
+            raise TlsConfigError(f"cannot read the TLS {role} {path}: {exc.strerror}") from None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.options |= ssl.OP_NO_COMPRESSION
     context.set_ciphers(_TLS12_CIPHERS)
     context.set_alpn_protocols(ALPN_PROTOCOLS)
-    context.load_cert_chain(cert_path, key_path)
+    try:
+        context.load_cert_chain(cert_path, key_path, password=_no_password)
+    except TlsConfigError:
+        raise TlsConfigError(
+            f"the TLS key {key_path} is encrypted: give an unencrypted key"
+        ) from None
+    except ssl.SSLError as exc:
+        reason = exc.reason or str(exc)
+        if reason == "KEY_VALUES_MISMATCH":
+            problem = f"the key {key_path} does not match the certificate {cert_path}"
+        elif "PEM" in reason or reason in ("NO_START_LINE", "BAD_END_LINE"):
+            problem = f"{cert_path} or {key_path} is not PEM ({reason})"
+        else:
+            problem = f"cannot use the certificate {cert_path} with the key {key_path} ({reason})"
+        raise TlsConfigError(problem) from None
     return context
 
 
