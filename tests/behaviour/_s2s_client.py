@@ -177,7 +177,12 @@ class H2Client:
     ) -> H2Stream:
         """Open a stream with the request head; ``end`` when there is no body."""
         sid = self.h2.get_next_available_stream_id()
-        head = [(":method", method), (":scheme", "http"), (":authority", "lite"), (":path", path)]
+        head = [
+            (":method", method),
+            (":scheme", "http"),
+            (":authority", "localhost"),
+            (":path", path),
+        ]
         self.h2.send_headers(sid, head + list(headers.items()), end_stream=end)
         self.flush()
         self.streams[sid] = stream = H2Stream(self, sid)

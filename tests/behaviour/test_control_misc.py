@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from _client import BASIN, JSON, append, assert_error, client, create_basin, create_stream, tail
 
+from conftest import quick_config
 from s2kit.server import Lite, LiteConfig
 
 HTTP = [pytest.param(False, id="h1"), pytest.param(True, id="h2c")]
@@ -151,8 +152,8 @@ async def test_host_without_basin_needs_header(lite: Lite, host: str) -> None:
 
 
 @pytest.mark.parametrize("http2", HTTP)
-async def test_cors_mirrors_origin(lite: Lite, http2: bool) -> None:
-    origin = "https://app.example"
+async def test_cors_mirrors_a_loopback_origin(lite: Lite, http2: bool) -> None:
+    origin = "http://localhost:5173"  # a dev server on this machine
     async with client(lite, http2=http2, basin=BASIN) as c:
         await create_basin(c)
         await create_stream(c, "s")
@@ -162,9 +163,29 @@ async def test_cors_mirrors_origin(lite: Lite, http2: bool) -> None:
             await c.get("/v1/streams/missing", headers={"origin": origin}),  # errors too
         ):
             assert resp.headers["access-control-allow-origin"] == origin
-            assert resp.headers["access-control-allow-credentials"] == "true"
+            assert "access-control-allow-credentials" not in resp.headers
         plain = await c.get("/v1/basins")
         assert "access-control-allow-origin" not in plain.headers
+
+
+@pytest.mark.parametrize("http2", HTTP)
+async def test_cors_refuses_other_origins_unless_allowed(http2: bool) -> None:
+    # Browser safety: any web page could otherwise drive lite on this machine.
+    page = "https://evil.example"
+    async with Lite(quick_config()) as lite, client(lite, http2=http2) as c:
+        resp = await c.get("/v1/basins", headers={"origin": page})
+        assert resp.status_code == 200  # the answer is there; the browser will not show it
+        assert "access-control-allow-origin" not in resp.headers
+    allowed = quick_config(cors_origins=("https://app.example",))
+    async with Lite(allowed) as lite, client(lite, http2=http2) as c:
+        resp = await c.get("/v1/basins", headers={"origin": "https://app.example"})
+        assert resp.headers["access-control-allow-origin"] == "https://app.example"
+        resp = await c.get("/v1/basins", headers={"origin": page})
+        assert "access-control-allow-origin" not in resp.headers
+    anyone = quick_config(cors_origins=("*",))
+    async with Lite(anyone) as lite, client(lite, http2=http2) as c:
+        resp = await c.get("/v1/basins", headers={"origin": page})
+        assert resp.headers["access-control-allow-origin"] == page
 
 
 @pytest.mark.parametrize("http2", HTTP)
@@ -181,12 +202,26 @@ async def test_cors_preflight(lite: Lite, http2: bool) -> None:
         )
         assert resp.status_code in (200, 204)
         assert resp.headers["access-control-allow-origin"] == origin
-        assert resp.headers["access-control-allow-credentials"] == "true"
         methods = {m.strip() for m in resp.headers["access-control-allow-methods"].split(",")}
         assert {"GET", "POST", "PUT", "PATCH", "DELETE"} <= methods
         allowed = resp.headers["access-control-allow-headers"].lower()
         assert "s2-basin" in allowed
         assert "content-type" in allowed
+
+
+@pytest.mark.parametrize("host", ["evil.example", "rebind.attacker.test", "10.0.0.5"])
+async def test_a_foreign_host_name_is_refused_on_loopback(lite: Lite, host: str) -> None:
+    # DNS rebinding: a page whose name now resolves to 127.0.0.1 sends its own Host.
+    async with client(lite) as c:
+        resp = await c.get("/v1/basins", headers={"host": f"{host}:{lite.port}"})
+        body = assert_error(resp, 400, "bad_header")
+        assert body["message"].startswith(f"Invalid header `host`: {host!r} is not a local name")
+
+
+async def test_allowed_host_names_are_accepted() -> None:
+    async with Lite(quick_config(allowed_hosts=("lite.internal",))) as lite, client(lite) as c:
+        resp = await c.get("/v1/basins", headers={"host": f"lite.internal:{lite.port}"})
+        assert resp.status_code == 200
 
 
 async def test_cors_disabled() -> None:

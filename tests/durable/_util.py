@@ -25,6 +25,7 @@ def config(data_dir: Path, **overrides: Any) -> LiteConfig:
     base: dict[str, Any] = {
         "background_interval": 0.05,
         "deletion_grace": 0.2,
+        "delete_on_empty_grace": 0.5,
         "shutdown_grace": 2.0,
         "data_dir": str(data_dir),
     }

@@ -311,20 +311,40 @@ async def test_a_client_that_never_reads_is_dropped_after_the_send_timeout() -> 
 # --- connections --------------------------------------------------------------------------
 
 
-async def test_connections_beyond_the_cap_wait_their_turn() -> None:
+async def test_at_the_connection_cap_the_longest_idle_connection_makes_room() -> None:
     limits = Limits(max_connections=3)
     async with serving(limits=limits) as server:
-        held = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(3)]
-        for _, writer in held:
+        idle = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(3)]
+        await asyncio.sleep(0.2)
+        assert await answered(server.port) < 2.0  # one idle connection was dropped for it
+        closed = [r.at_eof() for r, _ in idle]
+        for _, writer in idle:
+            await close_writer(writer)
+        assert closed.count(True) >= 1
+
+
+async def test_at_the_connection_cap_busy_connections_are_kept() -> None:
+    async def forever(request: Request, responder: Responder) -> None:
+        await asyncio.Event().wait()
+
+    limits = Limits(max_connections=3)
+    async with serving(forever, limits=limits) as server:
+        busy = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(3)]
+        for _, writer in busy:
             writer.write(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
         await asyncio.sleep(0.2)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0.5):
-                await answered(server.port)
-        await close_writer(held[0][1])
-        assert await answered(server.port) < 2.0
-        for _, writer in held[1:]:
-            await close_writer(writer)
+                await reader.read(1)  # waits in the backlog: every connection is busy
+        await close_writer(busy[0][1])
+        async with asyncio.timeout(5):
+            await asyncio.sleep(0)  # the freed slot goes to the waiting connection
+        for _, w in busy[1:]:
+            await close_writer(w)
+        await close_writer(writer)
+        assert server.statistics().open_connections <= 3
 
 
 async def test_a_tls_only_port_refuses_plaintext() -> None:

@@ -9,7 +9,15 @@ import signal
 import sys
 
 from s2kit.server import DataDirError, Lite, LiteConfig
-from s2kit.server._front import make_self_signed_context, make_server_context
+from s2kit.server._app import is_loopback
+from s2kit.server._front import (
+    Limits,
+    TlsConfigError,
+    default_max_connections,
+    make_self_signed_context,
+    make_server_context,
+    raise_fd_limit,
+)
 
 
 def _tune_gc() -> None:
@@ -28,19 +36,50 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write("s2kit lite: --tls-cert and --tls-key go together\n")
         return 2
     ssl_context = None
-    if args.tls_self:
-        ssl_context = make_self_signed_context()
-    elif args.tls_cert:
-        ssl_context = make_server_context(args.tls_cert, args.tls_key)
+    try:
+        if args.tls_self:
+            ssl_context = make_self_signed_context()
+        elif args.tls_cert:
+            ssl_context = make_server_context(args.tls_cert, args.tls_key)
+    except TlsConfigError as exc:
+        sys.stderr.write(f"s2kit lite: {exc}\n")
+        return 1
+    if args.tls_only and ssl_context is None:
+        sys.stderr.write("s2kit lite: --tls-only needs --tls-self or --tls-cert/--tls-key\n")
+        return 2
     port = args.port if args.port is not None else (443 if ssl_context else 80)
+    raise_fd_limit()  # this process is lite's own: room for its connection cap
+    limits = Limits(
+        max_connections=default_max_connections(args.max_connections or 10_000),
+        **{
+            name: value
+            for name in ("header_timeout", "body_timeout", "send_timeout", "idle_timeout")
+            if (value := getattr(args, name)) is not None
+        },
+    )
+    optional = {
+        name: value
+        for name in ("memory_budget", "append_inflight_bytes", "delete_on_empty_grace")
+        if (value := getattr(args, name)) is not None
+    }
     config = LiteConfig(
         host=args.host,
         port=port,
         flush_interval=args.flush_interval / 1000.0,
         ssl_context=ssl_context,
+        tls_only=args.tls_only,
         cors=not args.no_cors,
+        cors_origins=tuple(args.cors_origin),
+        allowed_hosts=tuple(args.allow_host),
         data_dir=args.data_dir,
+        limits=limits,
+        **optional,
     )
+    if not is_loopback(args.host):
+        sys.stderr.write(
+            f"s2kit lite: warning: listening on {args.host}, reachable from other machines, "
+            "and lite checks no access tokens: anyone who can connect can read and write\n"
+        )
     try:
         _tune_gc()
         asyncio.run(_serve(config))

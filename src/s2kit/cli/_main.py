@@ -162,13 +162,84 @@ def _add_lite(sub: argparse._SubParsersAction[_Parser]) -> None:
     tls.add_argument("--tls-self", action="store_true", help="serve TLS with a self-signed cert")
     tls.add_argument("--tls-cert", metavar="PEM", help="TLS certificate chain (PEM)")
     lite.add_argument("--tls-key", metavar="PEM", help="TLS private key (PEM)")
+    lite.add_argument(
+        "--tls-only", action="store_true", help="with TLS: refuse plaintext on the port"
+    )
     lite.add_argument("--no-cors", action="store_true", help="do not answer CORS requests")
+    lite.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="let web pages of ORIGIN (e.g. https://app.example; * for any) use lite from a "
+        "browser; loopback origins always may (repeatable)",
+    )
+    lite.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="accept this Host name besides local ones when listening on loopback (repeatable)",
+    )
     lite.add_argument(
         "--data-dir",
         metavar="DIR",
         help="keep basins, streams and records durably in DIR (created if missing; one "
         "process at a time); default: in memory",
     )
+    limits = lite.add_argument_group("limits (see docs/lite-limits.md)")
+    limits.add_argument(
+        "--max-connections",
+        type=int,
+        default=None,
+        metavar="N",
+        help="connections at once (default 10000, below the file descriptor limit)",
+    )
+    limits.add_argument(
+        "--memory-budget",
+        type=parse_size,
+        default=None,
+        metavar="SIZE",
+        help="what lite may buffer for clients in all, e.g. 256MiB (default)",
+    )
+    limits.add_argument(
+        "--append-inflight-bytes",
+        type=parse_size,
+        default=None,
+        metavar="SIZE",
+        help="appends in flight before more wait, e.g. 128MiB (default, as s2-lite)",
+    )
+    for flag, default, what in (
+        ("--header-timeout", 10, "for a request head"),
+        ("--body-timeout", 30, "a unary request body may stall"),
+        ("--send-timeout", 60, "a client may read nothing"),
+        ("--idle-timeout", 300, "an idle connection stays open"),
+    ):
+        limits.add_argument(
+            flag,
+            type=float,
+            default=None,
+            metavar="SECONDS",
+            help=f"seconds {what} (default {default})",
+        )
+    limits.add_argument(
+        "--delete-on-empty-grace",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="padding of delete-on-empty deadlines (default 600, as s2-lite)",
+    )
+
+
+def parse_size(text: str) -> int:
+    """``128MiB``, ``64M``, ``1GiB``, ``4096``: a size in bytes."""
+    units = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    raw = text.strip().lower().removesuffix("b").removesuffix("i")
+    unit = raw[-1:] if raw[-1:] in units else ""
+    number = raw[: len(raw) - len(unit)]
+    if not number.isascii() or not number.isdigit():
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (like 128MiB, 64K, 4096)")
+    return int(number) * units[unit]
 
 
 def _missing_extra(extra: str, exc: ImportError) -> int:

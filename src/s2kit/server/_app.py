@@ -26,6 +26,7 @@ from s2kit.server._http import (
     read_body,
     require_json_content_type,
 )
+from s2kit.server._memory import MemoryBudget
 
 if TYPE_CHECKING:
     from s2kit.server._backend import Backend
@@ -39,9 +40,24 @@ _NOT_IMPLEMENTED = ("/v1/access-tokens", "/v1/metrics", "/v1/locations")
 class App:
     """The request handler plugged into the HTTP front."""
 
-    def __init__(self, backend: Backend, *, cors: bool = True) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        cors: bool = True,
+        cors_origins: tuple[str, ...] = (),
+        allowed_hosts: tuple[str, ...] | None = None,
+        memory: MemoryBudget | None = None,
+    ) -> None:
         self.backend = backend
         self.cors = cors
+        self.cors_origins = frozenset(o.rstrip("/").lower() for o in cors_origins)
+        self.allowed_hosts = (
+            None if allowed_hosts is None else frozenset(h.lower() for h in allowed_hosts)
+        )
+        """Host names accepted besides local ones; None: any (lite is not on loopback)."""
+        self.memory = memory or MemoryBudget()
+        """What requests may buffer for their clients, in all (``_memory.py``)."""
         self.active = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -59,21 +75,43 @@ class App:
                 await self._idle.wait()
 
     def _cors_headers(self, request: Request) -> list[tuple[str, str]]:
+        # Browser safety: a page of any other origin gets no CORS headers, so its script
+        # cannot read lite's answers (nor, for anything but simple requests, send them).
         origin = request.header("origin")
-        if not self.cors or origin is None:
+        if not self.cors or origin is None or not self._origin_allowed(origin):
             return []
         return [
             ("access-control-allow-origin", origin),
-            ("access-control-allow-credentials", "true"),
             ("access-control-expose-headers", "*"),
             ("vary", "origin"),
         ]
 
+    def _origin_allowed(self, origin: str) -> bool:
+        normal = origin.rstrip("/").lower()
+        if "*" in self.cors_origins or normal in self.cors_origins:
+            return True
+        scheme, _, rest = normal.partition("://")
+        return scheme in ("http", "https") and _local_name(_host_of(rest))
+
+    def _host_problem(self, request: Request) -> str | None:
+        """Why the request's Host is refused (DNS rebinding), or None."""
+        if self.allowed_hosts is None or request.authority is None:
+            return None
+        host = _host_of(request.authority.lower())
+        if _local_name(host) or host in self.allowed_hosts:
+            return None
+        return (
+            f"Invalid header `host`: {host!r} is not a local name; lite on a loopback address "
+            "answers only those (add names with --allow-host)"
+        )
+
     async def __call__(self, request: Request, responder: Responder) -> None:
-        reply = Reply(request, responder, self._cors_headers(request))
+        reply = Reply(request, responder, self._cors_headers(request), self.memory.share())
         self.active += 1
         self._idle.clear()
         try:
+            if problem := self._host_problem(request):
+                raise err(ErrorCode.BAD_HEADER, problem)
             if self.backend.draining.is_set() and request.path.startswith("/v1/"):
                 raise err(ErrorCode.SERVER_DRAINING, "server is shutting down")
             await self._route(reply)
@@ -83,6 +121,8 @@ class App:
                 return
             await reply.error(exc)
         finally:
+            assert reply.share is not None
+            reply.share.release()
             self.active -= 1
             if not self.active:
                 self._idle.set()
@@ -216,6 +256,27 @@ async def _check_stub_request(request: Request) -> None:
     if request.method in ("POST", "PUT"):
         require_json_content_type(request)
         json_body(await read_body(request))
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a bind address (or host name) is a loopback one."""
+    return _local_name(host.strip("[]").lower())
+
+
+def _host_of(authority: str) -> str:
+    """The host of ``host[:port]`` (IPv6 literals without their brackets)."""
+    if authority.startswith("["):
+        return authority[1:].partition("]")[0]
+    return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
+
+
+def _local_name(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _basin_from_host(authority: str | None) -> str | None:

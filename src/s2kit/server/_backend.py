@@ -15,16 +15,19 @@ from s2kit.errors import ErrorCode
 from s2kit.server._catalog import Catalog, StreamMeta, err
 from s2kit.server._crypto import RecordCipher, parse_encryption_key
 from s2kit.server._engine import Committer, StreamOwner
+from s2kit.server._memory import DEFAULT_APPEND_INFLIGHT, Admission
 from s2kit.server._meta import attach
 from s2kit.server._reads import ReadSettings
 from s2kit.server._storage import MemoryStorage, Storage, StreamKey
 
 if TYPE_CHECKING:
-    from s2kit.types import StreamConfig, StreamPosition
+    from s2kit.types import AppendAck, AppendInput, StreamConfig, StreamPosition
 
 log = logging.getLogger("s2kit.server")
 
 DORMANT_AFTER = 60.0
+DELETE_ON_EMPTY_GRACE = 600.0
+"""s2-lite's delete-on-empty refresh period, which also pads every deadline (§15.5)."""
 
 
 class Backend:
@@ -37,9 +40,13 @@ class Backend:
         flush_interval: float = 0.005,
         background_interval: float = 1.0,
         deletion_grace: float = 1.0,
+        delete_on_empty_grace: float = DELETE_ON_EMPTY_GRACE,
         read_settings: ReadSettings | None = None,
+        append_inflight_bytes: int = DEFAULT_APPEND_INFLIGHT,
     ) -> None:
         self.storage = storage or MemoryStorage()
+        self.admission = Admission(append_inflight_bytes)
+        """Appends sequenced and not yet durable, in all (``_memory.py``)."""
         self.catalog = Catalog()
         # Durable storage restores the catalog and persists its changes with each commit.
         self.meta = attach(self.catalog, self.storage)
@@ -48,6 +55,7 @@ class Backend:
         self.owners: dict[StreamKey, StreamOwner] = {}
         self.background_interval = background_interval
         self.deletion_grace = deletion_grace
+        self.delete_on_empty_grace = delete_on_empty_grace
         self.draining = asyncio.Event()
 
     async def run(self) -> None:
@@ -67,6 +75,39 @@ class Backend:
 
     # --- streams ------------------------------------------------------------------------------
 
+    async def append(
+        self,
+        basin: str,
+        stream: str,
+        config: StreamConfig | None,
+        inp: AppendInput,
+        sizes: list[int],
+        cipher: RecordCipher | None,
+    ) -> tuple[asyncio.Future[AppendAck], bool]:
+        """Admit an append (waiting while too much is in flight), then sequence it.
+
+        Returns the ack's future, and whether the batch's condition failed (the future then
+        fails with the 412 once everything before it is durable; a session stops there).
+        The condition is checked after admission, right before sequencing, so no other
+        append can come between.
+
+        Raises:
+            ServerError: the stream is gone, the batch is invalid for it, or it is closing.
+        """
+        size = sum(sizes)
+        await self.admission.admit(size)
+        try:
+            owner = self.owner(self.stream_for_append(basin, stream, config))
+            if (failure := owner.condition_failure(inp)) is not None:
+                self.admission.done(size)
+                return owner.reject(failure), True
+            future = owner.append(inp, sizes, cipher)
+        except BaseException:
+            self.admission.done(size)
+            raise
+        future.add_done_callback(lambda _: self.admission.done(size))
+        return future, False
+
     def owner(self, meta: StreamMeta) -> StreamOwner:
         """The stream's owner, woken from storage if dormant."""
         key = (meta.basin, meta.name)
@@ -80,6 +121,7 @@ class Backend:
                 tail=state.tail,
                 fencing_token=state.fencing_token,
                 trim_point=state.trim_point,
+                on_write=self._doe_write,
             )
             self.owners[key] = owner
         return owner
@@ -90,10 +132,13 @@ class Backend:
         b = self.catalog.basin(basin)
         meta = b.streams.get(stream)
         if meta is None:
-            if not auto_create or b.deleted_at is not None:
+            if not auto_create:
                 raise err(
                     ErrorCode.STREAM_NOT_FOUND, f"stream `{stream}` in basin `{basin}` not found"
                 )
+            # In a basin being deleted this is ``basin_deletion_pending``, as in s2-lite: the
+            # create is what fails. (Existing streams keep working until the basin-deletion
+            # job reaches them.)
             meta, _ = self.catalog.create_stream(basin, stream, config, None)
         if meta.deleted_at is not None:
             raise err(ErrorCode.STREAM_DELETION_PENDING, "stream deletion pending")
@@ -143,10 +188,9 @@ class Backend:
             owner.close(err(ErrorCode.STREAM_DELETION_PENDING, "stream deletion pending"))
 
     def delete_basin(self, basin: str) -> None:
-        """Start deleting a basin and every stream in it."""
-        b = self.catalog.mark_basin_deleted(basin)
-        for name in list(b.streams):
-            self.delete_stream(basin, name)
+        """Start deleting a basin. Only the basin is marked now; the background job then
+        deletes its streams and finally the basin, as s2-lite's does (§10.4)."""
+        self.catalog.mark_basin_deleted(basin)
 
     # --- background ---------------------------------------------------------------------------
 
@@ -159,18 +203,22 @@ class Backend:
                 log.exception("background jobs failed")
 
     def tick(self, now: float) -> None:
-        """One pass of every background job."""
+        """One pass of every background job (``now``: monotonic seconds)."""
         grace = self.deletion_grace
         for bname, b in list(self.catalog.basins.items()):
+            deleted = b.deleted_at
             for sname, s in list(b.streams.items()):
                 key = (bname, sname)
+                if deleted is not None and s.deleted_at is None:
+                    # The basin-deletion job reaching this stream: from here on it answers
+                    # ``stream_deletion_pending``, and it goes after the grace like any other.
+                    self.delete_stream(bname, sname)
                 if s.deleted_at is not None:
                     if time.time() - s.deleted_at.timestamp() >= grace:
                         self._drop_stream(key)
                     continue
                 self.storage.collect(key, now)
                 self._delete_if_empty(s, key, now)
-            deleted = b.deleted_at
             if deleted is not None and not b.streams and time.time() - deleted.timestamp() >= grace:
                 self.catalog.remove_basin(bname)
         for key, owner in list(self.owners.items()):
@@ -184,16 +232,49 @@ class Backend:
         self.storage.delete_stream(key)
         self.catalog.remove_stream(*key)
 
+    def _doe_write(self, owner: StreamOwner) -> None:
+        # s2-lite arms a check on writes only when records expire: on an infinite-retention
+        # stream nothing but a trim can empty it, and the trim arms its own. Writes arm at
+        # most once per refresh period; the deadline's padding by that period covers the
+        # writes in between (§15.5).
+        meta = owner.meta
+        if not isinstance(meta.config.retention_policy, int):
+            return
+        now = time.monotonic()
+        last = owner.doe_refreshed
+        if last is not None and now - last < self.delete_on_empty_grace:
+            return
+        owner.doe_refreshed = now
+        self.catalog.arm_delete_on_empty(meta, time.time())
+
     def _delete_if_empty(self, meta: StreamMeta, key: StreamKey, now: float) -> None:
-        min_age = meta.config.delete_on_empty_min_age_secs or 0
-        if min_age <= 0:
+        """The delete-on-empty job for one stream (§15.5), as s2-lite runs it: each armed
+        check, once due, deletes the stream if it holds no records, has no append in flight,
+        and was last written at least its ``min_age`` before the check's deadline."""
+        if not meta.config.delete_on_empty_min_age_secs:
             return
         state = self.storage.state(key)
-        owner = self.owners.get(key)
-        if owner is not None and owner.busy:
-            return
         empty = self.storage.first_seq_num(key) >= state.tail.seq_num
-        last = state.last_write or meta.created_at.timestamp() - time.time() + now
-        if empty and now - last >= min_age:
+        to_wall = time.time() - time.monotonic()
+        wall = now + to_wall
+        if state.trim_point > meta.doe_trim_seen:
+            meta.doe_trim_seen = state.trim_point
+            self.catalog.stream_changed(meta)
+            if empty:
+                self.catalog.arm_delete_on_empty(meta, wall, after_trim=True)
+        grace = self.delete_on_empty_grace
+        due = [t for t in meta.doe_timers if t.armed_at + t.delay + grace <= wall]
+        if not due:
+            return
+        # Each check runs once, eligible or not; later writes and trims arm new ones.
+        meta.doe_timers = [t for t in meta.doe_timers if t.armed_at + t.delay + grace > wall]
+        self.catalog.stream_changed(meta)
+        if not empty:
+            return
+        owner = self.owners.get(key)
+        if owner is not None and (owner.unflushed or owner.inflight):
+            return
+        last = state.last_write + to_wall if state.last_write else meta.created_at.timestamp()
+        if any(last + t.min_age <= t.armed_at + t.delay + grace for t in due):
             log.info("deleting empty stream %s/%s", *key)
             self.delete_stream(*key)

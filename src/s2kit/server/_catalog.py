@@ -10,10 +10,11 @@ from __future__ import annotations
 import bisect
 import hashlib
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from s2kit.errors import ErrorCode, ServerError
 from s2kit.types import (
@@ -186,6 +187,38 @@ def reconfigure_basin_config(cfg: BasinConfig, rc: BasinReconfiguration) -> Basi
     )
 
 
+class DoeTimer(NamedTuple):
+    """One armed delete-on-empty check (s2-api.md §15.5).
+
+    s2-lite arms one on create, on a reconfigure or ensure that turns delete-on-empty on, on
+    writes (at most once per refresh period) and after a trim that empties the stream. Each is
+    checked once, when due: at ``armed_at + delay`` plus the refresh period (lite's
+    ``delete_on_empty_grace``, 600 s as in s2-lite), which pads the deadline so that writes
+    skipped by the rate limit are still covered.
+    """
+
+    armed_at: float
+    """Wall-clock seconds when armed."""
+    delay: int
+    """Retention age (0 when infinite, and after a trim) plus ``min_age``."""
+    min_age: int
+    """``min_age_secs`` in force when armed: the stream is deleted only if it was last written
+    at least this long before the deadline."""
+
+
+def doe_timer(config: StreamConfig, at: float, *, after_trim: bool = False) -> DoeTimer | None:
+    """The check to arm for a (resolved) stream ``config`` at wall time ``at``; None when
+    delete-on-empty is off."""
+    min_age = config.delete_on_empty_min_age_secs or 0
+    if min_age <= 0:
+        return None
+    retention = config.retention_policy
+    # Records outlive their write by the retention age, so a check any earlier would find
+    # them; after a trim emptied the stream there is nothing left to wait for.
+    base = retention if isinstance(retention, int) and not after_trim else 0
+    return DoeTimer(at, base + min_age, min_age)
+
+
 def creation_key(token: str, config_json: str) -> str:
     """Idempotency key of a create: the token and the config exactly as given (§10.3)."""
     return hashlib.blake2b(f"{token}\0{config_json}".encode(), digest_size=16).hexdigest()
@@ -209,6 +242,11 @@ class StreamMeta:
     created_at: datetime = field(default_factory=_now)
     deleted_at: datetime | None = None
     creation_key: str | None = None
+    doe_timers: list[DoeTimer] = field(default_factory=list)
+    """Armed delete-on-empty checks, not yet due (persisted)."""
+    doe_trim_seen: int = 0
+    """The trim point the delete-on-empty job last looked at (persisted), so each trim that
+    empties the stream arms one check."""
 
     def info(self) -> StreamInfo:
         """As listed."""
@@ -268,6 +306,26 @@ class Catalog:
     def _changed(self, basin: str, stream: str | None = None) -> None:
         if self.on_change is not None:
             self.on_change(basin, stream)
+
+    def stream_changed(self, s: StreamMeta) -> None:
+        """Record a change the backend made to a stream's entry (persisted with the next
+        commit, like every catalog change)."""
+        self._changed(s.basin, s.name)
+
+    def arm_delete_on_empty(self, s: StreamMeta, at: float, *, after_trim: bool = False) -> None:
+        """Arm a delete-on-empty check for ``s`` at wall time ``at``, if it has one."""
+        timer = doe_timer(s.config, at, after_trim=after_trim)
+        if timer is not None:
+            s.doe_timers.append(timer)
+            self._changed(s.basin, s.name)
+
+    def _doe_reconfigured(self, s: StreamMeta, before: StreamConfig) -> None:
+        # As s2-lite: turning delete-on-empty on arms a check; turning it off drops the armed
+        # ones (s2-lite would still run them with their old min age and delete the stream).
+        if not s.config.delete_on_empty_min_age_secs:
+            s.doe_timers.clear()
+        elif not before.delete_on_empty_min_age_secs:
+            self.arm_delete_on_empty(s, time.time())
 
     def restore(self, basins: list[BasinMeta]) -> None:
         """Load persisted basins and their streams (at start-up, before any request)."""
@@ -405,6 +463,9 @@ class Catalog:
             cipher=b.config.stream_cipher,
             creation_key=key,
         )
+        timer = doe_timer(meta.config, meta.created_at.timestamp())
+        if timer is not None:
+            meta.doe_timers.append(timer)
         b.streams[name] = meta
         bisect.insort(b.stream_names, name, key=_utf8_key)
         self._changed(basin, name)
@@ -423,15 +484,22 @@ class Catalog:
         resolved = resolve_stream_config(config, b.config.default_stream_config)
         if existing.config == resolved:
             return existing, ProvisionResult.NOOP
-        existing.config = resolved
+        before, existing.config = existing.config, resolved
+        self._doe_reconfigured(existing, before)
         self._changed(basin, name)
         return existing, ProvisionResult.UPDATED
 
     def reconfigure_stream(self, basin: str, name: str, rc: StreamReconfiguration) -> StreamMeta:
-        """PATCH a stream config."""
+        """PATCH a stream config.
+
+        The basin is checked first, as s2-lite does: an unknown basin is ``basin_not_found``
+        and one being deleted ``basin_deletion_pending``, whatever its streams' state.
+        """
+        b = self.active_basin(basin)
         s = self.active_stream(basin, name)
-        defaults = self.basins[basin].config.default_stream_config
-        s.config = reconfigure_stream_config(s.config, rc, defaults)
+        before = s.config
+        s.config = reconfigure_stream_config(before, rc, b.config.default_stream_config)
+        self._doe_reconfigured(s, before)
         self._changed(basin, name)
         return s
 

@@ -40,7 +40,8 @@ authentication key, so forgeries follow). So each record draws a fresh nonce fro
 AEGIS-256 takes a 256-bit nonce, so random nonces never collide in practice. AES-256-GCM takes 96
 bits; NIST SP 800-38D allows at most 2^32 random-nonce encryptions under one key. The server
 cannot count per key, so it bounds each stream: an append to an AES-256-GCM stream that would
-store a record with seq_num above :data:`AES_GCM_MAX_SEQ_NUM` is rejected with 422 ``invalid``.
+seal a record with seq_num above :data:`AES_GCM_MAX_SEQ_NUM` is rejected with 422 ``invalid``.
+Command records are never sealed, so they do not count (as in s2-lite).
 (A client that reuses one key across many streams can still exceed the bound in aggregate;
 AEGIS-256 is the cipher to choose for that.)
 """

@@ -42,7 +42,7 @@ from s2kit.types import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from s2kit.server._catalog import StreamMeta
     from s2kit.server._crypto import RecordCipher
@@ -122,6 +122,12 @@ class StreamOwner:
     """Read sessions holding this owner; they keep it from going dormant (§15.4)."""
     last_active: float = field(default_factory=time.monotonic)
     closed: S2Error | None = None
+    on_write: Callable[[StreamOwner], None] | None = None
+    """Called after each sequenced append to a stream with delete-on-empty on (the backend
+    arms its checks, s2-api.md §15.5)."""
+    doe_refreshed: float | None = None
+    """Monotonic time a write last armed a delete-on-empty check; per owner, like s2-lite's
+    per-streamer rate limit."""
 
     def __post_init__(self) -> None:
         self._rollback()
@@ -185,9 +191,7 @@ class StreamOwner:
             and cipher.algorithm is EncryptionAlgorithm.AES_256_GCM
             and seq + n - 1 > AES_GCM_MAX_SEQ_NUM
         ):
-            raise ServerError.for_code(
-                ErrorCode.INVALID, "aes-256-gcm streams are limited to 2^32 records"
-            )
+            _check_aes_gcm_limit(inp, seq)
         max_ts = self.max_ts
         token, trim = self.pending_token, self.pending_trim
         out: list[RecordFields] = []
@@ -240,6 +244,8 @@ class StreamOwner:
         self.pending_token, self.pending_trim = token, trim
         self.unflushed.append(pending)
         self.committer.mark_dirty(self)
+        if self.on_write is not None and cfg.delete_on_empty_min_age_secs:
+            self.on_write(self)
         return pending.future
 
     def take(self) -> StreamCommit | None:
@@ -302,6 +308,26 @@ class StreamOwner:
         for f in self.followers:
             f.close(error)
         self.followers.clear()
+
+
+def _is_command(headers: Sequence[tuple[bytes, bytes]]) -> bool:
+    return len(headers) == 1 and not headers[0][0]
+
+
+def _check_aes_gcm_limit(inp: AppendInput, first: int) -> None:
+    """Refuse a batch that would seal a record past the AES-256-GCM bound (s2-api.md §2).
+
+    Only sealed records count: command records are stored in plaintext and exempt, as in
+    s2-lite, so fencing and trimming keep working on a stream at the bound. The error names
+    the first record past it, as s2-lite's does.
+    """
+    records = inp.records
+    for i in range(max(AES_GCM_MAX_SEQ_NUM + 1 - first, 0), len(records)):
+        if not _is_command(records[i].headers):
+            raise ServerError.for_code(
+                ErrorCode.INVALID,
+                f"max assignable sequence number is {AES_GCM_MAX_SEQ_NUM}; attempted {first + i}",
+            )
 
 
 def commit_slot(last: float, now: float, interval: float) -> float:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from s2kit.server._backend import Backend
     from s2kit.server._catalog import StreamMeta
     from s2kit.server._front import Request, Responder
+    from s2kit.server._memory import Share
 
 STREAMING_HEADERS = [("cache-control", "no-cache, no-transform"), ("x-accel-buffering", "no")]
 PROTO_CT = ("content-type", "application/protobuf")
@@ -90,7 +91,7 @@ async def append(backend: Backend, reply: Reply, basin: str, stream: str) -> Non
     if _negotiate.is_s2s(media):
         await _append_session(backend, reply, basin, stream)
         return
-    body = await read_body(request)
+    body = await read_body(request, share=reply.share)
     if _negotiate.is_protobuf(media):
         try:
             inp = _proto.decode_append_input(body)
@@ -108,9 +109,11 @@ async def append(backend: Backend, reply: Reply, basin: str, stream: str) -> Non
     else:
         raise err(ErrorCode.BAD_JSON, "Expected request with `Content-Type: application/json`")
     sizes = _validate(inp)
-    meta = backend.stream_for_append(basin, stream, stream_config_header(reply))
+    config = stream_config_header(reply)
+    meta = backend.stream_for_append(basin, stream, config)
     cipher = backend.cipher(meta, request.header("s2-encryption-key"))
-    ack = await backend.owner(meta).append(inp, sizes, cipher)
+    future, _ = await backend.append(basin, stream, config, inp, sizes, cipher)
+    ack = await future
     await _send_ack(reply, ack)
 
 
@@ -155,13 +158,12 @@ async def _append_session(backend: Backend, reply: Reply, basin: str, stream: st
                     except _proto.ProtoDecodeError as exc:
                         raise FrameError(str(exc)) from None
                     sizes = _validate(inp)
-                    owner = backend.owner(backend.stream_for_append(basin, stream, config))
-                    if (failure := owner.condition_failure(inp)) is not None:
+                    future, failed = await backend.append(basin, stream, config, inp, sizes, cipher)
+                    acks.put_nowait(future)
+                    if failed:
                         # The 412 is reported later (once what precedes it is durable), but it
                         # poisons the session now: nothing after it may be admitted (S1).
-                        acks.put_nowait(owner.reject(failure))
                         return
-                    acks.put_nowait(owner.append(inp, sizes, cipher))
             acks.put_nowait(err(ErrorCode.SERVER_DRAINING, "server is shutting down"))
         except FrameError as exc:
             acks.put_nowait(err(ErrorCode.BAD_FRAME, str(exc)))
@@ -216,6 +218,16 @@ async def _next_chunk(request: Request, draining: asyncio.Event) -> bytes | None
         return None
     chunk: bytes | None = read.result()
     return chunk
+
+
+async def _sent(responder: Responder, share: Share | None, data: bytes) -> None:
+    """Send a read batch, then give back its room in the memory budget (taken by the read)."""
+    if share is None:
+        await responder.send(data)
+        return
+    share.sending()  # from here, a client that reads nothing makes this share evictable
+    await responder.send(data)
+    share.release()
 
 
 async def _terminal(responder: Responder, exc: ServerError) -> None:
@@ -275,7 +287,13 @@ async def read(backend: Backend, reply: Reply, basin: str, stream: str) -> None:
     owner = backend.owner(meta)
     start = resolve_start(params, owner, backend.storage)
     batches = read_session(
-        params, owner, backend.storage, cipher, backend.read_settings, start=start
+        params,
+        owner,
+        backend.storage,
+        cipher,
+        backend.read_settings,
+        start=start,
+        share=reply.share,
     )
     # The read pins its owner: were the owner dropped as dormant, appends would go to a new
     # one this read never hears from (§15.4: sessions survive dormancy).
@@ -316,6 +334,8 @@ async def _serve_unary(
             if recs:
                 records, tail = recs, t
                 break
+    if reply.share is not None:
+        reply.share.sending()
     if _wants_proto(reply):
         await reply.send(200, _proto.encode_read_batch_parts(records, tail), [PROTO_CT])
     else:
@@ -331,11 +351,12 @@ async def _serve_s2s(
         reply.request.header_all("accept-encoding")
     )
     await responder.start(200, [("content-type", "s2s/proto"), *STREAMING_HEADERS, *reply.extra])
+    share = reply.share
     try:
         async with contextlib.aclosing(batches):  # type: ignore[type-var]
             async for recs, tail in batches:
                 chunks = _proto.read_batch_chunks(recs, tail)
-                await responder.send(_s2s.encode_message_chunks(chunks, compression))
+                await _sent(responder, share, _s2s.encode_message_chunks(chunks, compression))
     except ServerError as exc:
         await _terminal(responder, exc)
     await responder.end()
@@ -365,7 +386,7 @@ async def _serve_sse(
                 nbytes += sum([metered_bytes(h, b) for _, _, h, b in recs])
                 event_id = _sse.format_event_id(recs[-1][0], count, nbytes)
                 data = _json.encode_read_batch(recs, tail, fmt)
-                await responder.send(_sse.sse_batch(event_id, data))
+                await _sent(responder, reply.share, _sse.sse_batch(event_id, data))
     except ServerError as exc:
         _, body = error_body(exc)
         await responder.send(_sse.sse_error(body.decode()))

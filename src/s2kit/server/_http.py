@@ -23,6 +23,7 @@ from s2kit.wire._json import JsonInvalid, JsonShapeError, dumps, encode_error, e
 
 if TYPE_CHECKING:
     from s2kit.server._front import Request, Responder
+    from s2kit.server._memory import Share
 
 T = TypeVar("T")
 
@@ -110,14 +111,38 @@ def path_segment(raw: str) -> str:
 # --- bodies -----------------------------------------------------------------------------------
 
 
-async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
-    """The whole request body, decompressed per ``Content-Encoding``."""
+_BODY_STEP = 256 << 10  # what a body may grow by before its share is asked for more
+
+
+async def read_body(request: Request, limit: int = MAX_BODY, share: Share | None = None) -> bytes:
+    """The whole request body, decompressed per ``Content-Encoding``.
+
+    With ``share``, the body is charged to the memory budget as it grows: when the budget is
+    full the read waits, the unread bytes stay with the client (flow control), and a client
+    that then stalls meets the front's body deadline.
+    """
     from s2kit.server._front import BodyTooLarge
 
-    try:
-        body = await request.read_all(limit)
-    except BodyTooLarge:
-        raise err(ErrorCode.INVALID, "request body too large") from None
+    declared = request.header("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise err(ErrorCode.INVALID, "request body too large")
+    if share is None:
+        try:
+            body = await request.read_all(limit)
+        except BodyTooLarge:
+            raise err(ErrorCode.INVALID, "request body too large") from None
+    else:
+        parts = bytearray()
+        while True:
+            await share.ensure(len(parts) + _BODY_STEP)
+            chunk = await request.read_chunk()
+            if chunk is None:
+                break
+            parts += chunk
+            if len(parts) > limit:
+                raise err(ErrorCode.INVALID, "request body too large")
+            share.charge(len(parts))
+        body = bytes(parts)
     encoding = (request.header("content-encoding") or "identity").strip().lower()
     if encoding in ("", "identity"):
         return body
@@ -159,12 +184,23 @@ def from_json(conv: Callable[[Any], T], value: Any) -> T:
 
 
 class Reply:
-    """Response helpers bound to one exchange: compression and CORS applied uniformly."""
+    """Response helpers bound to one exchange: compression and CORS applied uniformly.
 
-    def __init__(self, request: Request, responder: Responder, extra: list[tuple[str, str]]):
+    ``share`` is the exchange's share of lite's memory budget (``_memory.py``): what it
+    buffers for its client (a body being received, a batch being sent) is charged to it.
+    """
+
+    def __init__(
+        self,
+        request: Request,
+        responder: Responder,
+        extra: list[tuple[str, str]],
+        share: Share | None = None,
+    ):
         self.request = request
         self.responder = responder
         self.extra = extra
+        self.share = share
 
     async def send(
         self, status: int, body: bytes, headers: list[tuple[str, str]] | None = None

@@ -13,13 +13,14 @@ import contextlib
 import logging
 import ssl
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from s2kit.server._app import App
-from s2kit.server._backend import Backend
-from s2kit.server._front import HttpServer
+from s2kit.server._app import App, is_loopback
+from s2kit.server._backend import DELETE_ON_EMPTY_GRACE, Backend
+from s2kit.server._front import HttpServer, Limits
+from s2kit.server._memory import DEFAULT_APPEND_INFLIGHT, DEFAULT_BUDGET, MemoryBudget
 from s2kit.server._reads import ReadSettings
 
 if TYPE_CHECKING:
@@ -40,12 +41,30 @@ class LiteConfig:
     """Group-commit interval in seconds."""
     ssl_context: ssl.SSLContext | None = None
     """TLS for https (plaintext h1/h2c stay available on the same port)."""
+    tls_only: bool = False
+    """With ``ssl_context``: refuse plaintext connections on the port."""
     cors: bool = True
-    """Answer CORS permissively."""
+    """Answer CORS requests from allowed origins (loopback ones, and ``cors_origins``)."""
+    cors_origins: tuple[str, ...] = ()
+    """Origins allowed cross-origin access besides loopback ones (``http://localhost:*``...);
+    ``"*"`` allows any. Browsers can then drive lite from pages of those origins."""
+    allowed_hosts: tuple[str, ...] = ()
+    """Host names accepted in ``Host``/``:authority`` besides local ones, when lite listens on
+    a loopback address (a DNS-rebinding page otherwise reaches it under its own name)."""
+    limits: Limits = field(default_factory=Limits)
+    """Deadlines and the connection cap of the HTTP front."""
+    memory_budget: int = DEFAULT_BUDGET
+    """Bytes lite may buffer for clients in all: batches on their way out, bodies coming in."""
+    append_inflight_bytes: int = DEFAULT_APPEND_INFLIGHT
+    """Metered bytes of appends sequenced and not yet durable, in all; more wait (s2-lite's
+    ``--append-inflight-bytes``)."""
     background_interval: float = 1.0
     """Seconds between background job passes."""
     deletion_grace: float = 1.0
     """Seconds a deleted basin or stream stays visible before it is removed."""
+    delete_on_empty_grace: float = DELETE_ON_EMPTY_GRACE
+    """Seconds added to every delete-on-empty deadline, and the least time between two
+    deadlines armed by writes: 600 as in s2-lite (s2-api.md §15.5). Tests shorten it."""
     heartbeat_min: float = 5.0
     """Shortest gap between read-session heartbeats."""
     heartbeat_max: float = 15.0
@@ -71,14 +90,29 @@ class Lite:
                 flush_interval=cfg.flush_interval,
                 background_interval=cfg.background_interval,
                 deletion_grace=cfg.deletion_grace,
+                delete_on_empty_grace=cfg.delete_on_empty_grace,
                 read_settings=ReadSettings(cfg.heartbeat_min, cfg.heartbeat_max),
+                append_inflight_bytes=cfg.append_inflight_bytes,
             )
         except BaseException:
             if storage is not None:
                 storage.close()
             raise
-        self.app = App(self.backend, cors=cfg.cors)
-        self.http = HttpServer(self.app, host=cfg.host, port=cfg.port, ssl_context=cfg.ssl_context)
+        self.app = App(
+            self.backend,
+            cors=cfg.cors,
+            cors_origins=cfg.cors_origins,
+            allowed_hosts=cfg.allowed_hosts if is_loopback(cfg.host) else None,
+            memory=MemoryBudget(cfg.memory_budget),
+        )
+        self.http = HttpServer(
+            self.app,
+            host=cfg.host,
+            port=cfg.port,
+            ssl_context=cfg.ssl_context,
+            tls_only=cfg.tls_only,
+            limits=cfg.limits,
+        )
         self._jobs: asyncio.Task[None] | None = None
         self._closed = False
 

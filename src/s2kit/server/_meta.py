@@ -20,13 +20,14 @@ import asyncio
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from s2kit.errors import ErrorCode, ServerError
-from s2kit.server._catalog import BasinMeta, StreamMeta
+from s2kit.server._catalog import BasinMeta, DoeTimer, StreamMeta, doe_timer
 from s2kit.server._datadir import DataDirError
 from s2kit.types import (
     BasinConfig,
@@ -140,9 +141,21 @@ def stream_row(s: StreamMeta) -> bytes:
             "created_at": _micros(s.created_at),
             "deleted_at": _micros(s.deleted_at),
             "creation_key": s.creation_key,
+            "doe": [list(t) for t in s.doe_timers],
+            "doe_trim": s.doe_trim_seen,
         },
         separators=(",", ":"),
     ).encode()
+
+
+def _doe_timers(d: dict[str, Any], config: StreamConfig) -> list[DoeTimer]:
+    raw = d.get("doe")
+    if raw is None:
+        # A row from before delete-on-empty checks were persisted: arm one now, as a create
+        # would, rather than never deleting the stream.
+        timer = doe_timer(config, time.time())
+        return [] if timer is None else [timer]
+    return [DoeTimer(float(at), int(delay), int(min_age)) for at, delay, min_age in raw]
 
 
 def _basin_from_row(name: str, d: dict[str, Any]) -> BasinMeta:
@@ -177,6 +190,8 @@ def _stream_from_row(basin: str, name: str, d: dict[str, Any]) -> StreamMeta:
         created_at=created,
         deleted_at=_time(d["deleted_at"]),
         creation_key=d["creation_key"],
+        doe_timers=_doe_timers(d, config),
+        doe_trim_seen=int(d.get("doe_trim", 0)),
     )
 
 

@@ -3,6 +3,14 @@
 One async generator serves unary reads, SSE and S2S sessions alike (s2-api.md §9). It yields
 ``(records, tail)`` pairs: catch-up batches have ``tail=None``; batches from following the tail
 carry it; a heartbeat is ``([], tail)``. The transports only differ in how they render them.
+A batch never holds more than ``BATCH_RECORDS`` records or ``BATCH_BYTES`` metered bytes, as
+S2 promises: a group commit larger than that reaches a follower in several batches.
+
+Memory: with a :class:`~s2kit.server._memory.Share`, the generator takes room for a batch
+(``RENDER_FACTOR`` times its metered size: the records, and the response rendered from them)
+*before* it reads the batch from storage or hands a live one over for rendering, and the
+transport gives it back once the batch went out. A reader that waits for room holds nothing
+but references to committed records (shared with every other follower).
 """
 
 from __future__ import annotations
@@ -20,11 +28,15 @@ from s2kit.server._engine import Follower, StreamOwner
 from s2kit.types import ReadStart, RecordFields, SeqNum, StreamPosition, TailOffset, Timestamp
 
 if TYPE_CHECKING:
+    from s2kit.server._memory import Share
     from s2kit.server._storage import Storage
 
 BATCH_RECORDS = 1000
 BATCH_BYTES = 1024 * 1024
 UNARY_WAIT_MAX = 60
+RENDER_FACTOR = 3
+"""Memory per metered byte of a batch on its way out: the records (decoded from storage, or
+shared) and the response rendered from them (base64 in JSON is 4/3 of the body)."""
 
 Batch = tuple[list[RecordFields], StreamPosition | None]
 
@@ -169,8 +181,12 @@ async def read_session(
     settings: ReadSettings,
     *,
     start: int | None = None,
+    share: Share | None = None,
 ) -> AsyncIterator[Batch]:
-    """Yield the batches of a read; returns when its limits, ``until`` or ``wait`` end it."""
+    """Yield the batches of a read; returns when its limits, ``until`` or ``wait`` end it.
+
+    With ``share``, room for each batch is taken from the memory budget first (see above).
+    """
     budget = _Budget(params, resolve_start(params, owner, storage) if start is None else start)
     if budget.done:
         return
@@ -184,6 +200,8 @@ async def read_session(
             # Never past the published tail: a durable store may already hold the next round.
             limit_n = int(min(BATCH_RECORDS, budget.count, owner.tail.seq_num - budget.next))
             limit_b = int(min(BATCH_BYTES, budget.bytes))
+            if share is not None:
+                await share.ensure(RENDER_FACTOR * limit_b)
             records, sizes = storage.read(key, budget.next, limit_n, limit_b)
             if not records:
                 first = storage.first_seq_num(key)
@@ -204,7 +222,8 @@ async def read_session(
         follower = Follower()
         owner.followers.add(follower)
         try:
-            async for batch in _follow(follower, owner, budget, cipher, settings, deadline, wait):
+            follow = _follow(follower, owner, budget, cipher, settings, deadline, wait, share)
+            async for batch in follow:
                 if batch is None:
                     break  # lagged: back to a storage scan
                 yield batch
@@ -223,6 +242,7 @@ async def _follow(
     settings: ReadSettings,
     deadline: float,
     wait: float,
+    share: Share | None,
 ) -> AsyncIterator[Batch | None]:
     loop = asyncio.get_running_loop()
 
@@ -243,9 +263,15 @@ async def _follow(
             skip = budget.next - records[0][0] if records else 0
             if skip > 0:
                 records, sizes = records[skip:], sizes[skip:]
+            cut = _batch_cut(sizes)
+            if cut < len(records):  # more than one batch's worth: the rest goes next
+                follower.batches.appendleft((records[cut:], sizes[cut:]))
+                records, sizes = records[:cut], sizes[:cut]
             if records:
                 records = budget.fit(records, sizes)
             if records:
+                if share is not None:
+                    await share.ensure(RENDER_FACTOR * sum(sizes[: len(records)]))
                 yield _open(records, cipher), owner.tail
                 deadline = loop.time() + wait
                 heartbeat_at = next_heartbeat()
@@ -267,3 +293,15 @@ async def _follow(
                 await follower.wakeup.wait()
         except TimeoutError:
             continue
+
+
+def _batch_cut(sizes: list[int]) -> int:
+    """How many of these records make one batch (at most BATCH_RECORDS and BATCH_BYTES)."""
+    if len(sizes) <= BATCH_RECORDS and sum(sizes) <= BATCH_BYTES:
+        return len(sizes)
+    total = 0
+    for i, size in enumerate(sizes[:BATCH_RECORDS]):
+        total += size
+        if total > BATCH_BYTES:
+            return max(1, i)
+    return min(len(sizes), BATCH_RECORDS)

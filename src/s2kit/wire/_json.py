@@ -397,10 +397,10 @@ def _timestamping_reconf_in(value: Any, what: str) -> TimestampingReconfiguratio
     )
 
 
-def _doe_reconf_in(value: Any, what: str) -> int | None:
-    obj = _obj(value, what)
-    raw = obj.get("min_age_secs")
-    return None if raw is None else _u64(raw, "min_age_secs")
+def _doe_reconf_in(value: Any, what: str) -> Any:
+    # A present object with ``min_age_secs`` absent changes nothing (s2-api.md §4.2): only
+    # ``null`` (here or for the whole object) resets, so ``{}`` must not read as a reset.
+    return _maybe(_obj(value, what), "min_age_secs", _u64)
 
 
 def stream_reconfiguration_from_obj(

@@ -87,6 +87,17 @@ class BaseConnection(asyncio.Protocol):
         """Handler tasks still running on this connection."""
         return len(self._tasks)
 
+    @property
+    def closing(self) -> bool:
+        """Whether the connection is closing (or gone)."""
+        return self._closing
+
+    @property
+    def idle_since(self) -> float:
+        """When (loop time) the connection's current state began: for an idle one, when it
+        last had a request in flight (or was opened)."""
+        return self._since
+
     def begin_shutdown(self) -> None:
         """Stop taking new requests and close once the in-flight ones are done."""
         raise NotImplementedError

@@ -74,6 +74,8 @@ class _Sniffer(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._decided = asyncio.Event()
         self.connection: BaseConnection | None = None
+        self.started = asyncio.get_running_loop().time()
+        self.aborted = False
 
     @property
     def has_transport(self) -> bool:
@@ -132,6 +134,7 @@ class _Sniffer(asyncio.Protocol):
             self._transport.close()  # no request has arrived yet
 
     def abort(self) -> None:
+        self.aborted = True
         if self.connection is not None:
             self.connection.abort()
         elif self._transport is not None:
@@ -296,10 +299,13 @@ class HttpServer:
         loop = asyncio.get_running_loop()
         backoff = 0.0
         while True:
-            if len(self._tasks) >= self._limits.max_connections:
-                # At the cap: new connections wait in the listen backlog, not in our memory.
+            if self._at_cap() and not self._evict_idle():
+                # At the cap with every connection busy: new connections wait in the listen
+                # backlog, not in our memory, until one closes.
                 self._room.clear()
-                await self._room.wait()
+                async with asyncio.timeout(self._limits.sweep_interval):
+                    with contextlib.suppress(TimeoutError):
+                        await self._room.wait()
                 continue
             try:
                 sock, _ = await loop.sock_accept(listener)
@@ -315,6 +321,36 @@ class HttpServer:
             task = loop.create_task(self._serve(sock), name="s2kit-conn")
             self._tasks[task] = None
             task.add_done_callback(self._forget)
+
+    def _at_cap(self) -> bool:
+        if len(self._tasks) < self._limits.max_connections:
+            return False
+        closing = sum(
+            1
+            for sniffer in self._tasks.values()
+            if sniffer is not None
+            and (sniffer.aborted or (sniffer.connection is not None and sniffer.connection.closing))
+        )
+        return len(self._tasks) - closing >= self._limits.max_connections
+
+    def _evict_idle(self) -> bool:
+        """At the cap: drop the connection idle the longest (no request in flight: a kept-alive
+        one, or one still sending its head) to make room. False when none is idle."""
+        idle: list[tuple[float, _Sniffer]] = []
+        for sniffer in self._tasks.values():
+            if sniffer is None or sniffer.aborted:
+                continue
+            connection = sniffer.connection
+            if connection is None:
+                idle.append((sniffer.started, sniffer))  # no byte of a request yet
+            elif connection.active_requests == 0 and not connection.closing:
+                idle.append((connection.idle_since, sniffer))
+        if not idle:
+            return False
+        _, oldest = min(idle, key=lambda entry: entry[0])
+        logger.info("at the connection limit: closing the connection idle the longest")
+        oldest.abort()
+        return True
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         self._tasks.pop(task, None)
