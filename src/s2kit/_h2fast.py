@@ -11,13 +11,16 @@
    from a view of the buffer instead, leaving hyperframe's one copy; with large DATA frames
    the extra copy was about 8 % of lite's CPU on appends. :func:`new_connection` installs it.
 
+3. h2 walks every stream to count the open ones on each new stream; :class:`_Connection`
+   walks only when the count can reach the limit.
+
 And two defences h2 lacks, for lite (the server side):
 
-3. A header block is bounded as it arrives: h2 assembles HEADERS + CONTINUATION frames until
+4. A header block is bounded as it arrives: h2 assembles HEADERS + CONTINUATION frames until
    END_HEADERS, up to 64 frames of up to the maximum frame size each (64 MiB with lite's
    1 MiB frames) before looking at the advertised header-list limit. The buffer refuses a
    block whose fragments pass ``max_header_block`` bytes (the CONTINUATION flood).
-4. A stream opened above the advertised SETTINGS_MAX_CONCURRENT_STREAMS is refused with
+5. A stream opened above the advertised SETTINGS_MAX_CONCURRENT_STREAMS is refused with
    RST_STREAM(REFUSED_STREAM), which RFC 9113 §5.1.2 allows and a client can retry, instead
    of h2's connection error that would fail every other stream of the connection.
 """
@@ -37,6 +40,7 @@ from hyperframe import frame as _frame
 from hyperframe.exceptions import InvalidDataError, InvalidFrameError
 
 _HEADER = 9  # RFC 9113 §4.1
+_HEADER_BLOCK_FRAMES = (_frame.HeadersFrame, _frame.ContinuationFrame, _frame.PushPromiseFrame)
 
 
 def _raw_data_repr(data: bytes | None) -> str:
@@ -94,6 +98,14 @@ class LeanFrameBuffer(FrameBuffer):
         except (InvalidDataError, InvalidFrameError) as err:
             raise ProtocolError(f"Received frame with invalid header: {err!s}") from err
         self._validate_frame_length(length)
+        if self.max_header_block is not None and isinstance(frame, _HEADER_BLOCK_FRAMES):
+            # Judged on the frame's header, before its body is buffered: a flood of large
+            # CONTINUATION frames costs one frame header each, not a frame each.
+            block = length + sum(len(f.data) for f in self._headers_buffer)
+            if block > self.max_header_block:
+                raise DenialOfServiceError(
+                    f"header block of {block} bytes or more (limit {self.max_header_block})"
+                )
         end = _HEADER + length
         if len(data) < end:
             view.release()
@@ -108,20 +120,35 @@ class LeanFrameBuffer(FrameBuffer):
         # error paths above the traceback may hold slices of it; the connection ends anyway.)
         view.release()
         del data[:end]
-        if self.max_header_block is not None and isinstance(
-            frame, (_frame.HeadersFrame, _frame.ContinuationFrame, _frame.PushPromiseFrame)
-        ):
-            block = len(frame.data) + sum(len(f.data) for f in self._headers_buffer)
-            if block > self.max_header_block:
-                raise DenialOfServiceError(
-                    f"header block of {block} bytes or more (limit {self.max_header_block})"
-                )
         found = self._update_header_buffer(frame)
         # A frame swallowed into a header block yields nothing: go on to the next one.
         return found if found is not None else self.__next__()
 
 
-class _ServerConnection(h2.connection.H2Connection):
+class _Connection(h2.connection.H2Connection):
+    """h2's connection, counting its open streams only when the count can matter.
+
+    h2 counts open streams (and sweeps closed ones out of its table) by walking every stream,
+    on every new stream it sends or receives: with a thousand streams on a connection (read
+    sessions), every request paid a walk of a thousand. Below the concurrency limit the size
+    of the table is an upper bound that decides the same, so the walk (and its sweep) happens
+    only once the table reaches the limit.
+    """
+
+    @property
+    def open_inbound_streams(self) -> int:
+        if len(self.streams) < self.local_settings.max_concurrent_streams:
+            return len(self.streams)
+        return super().open_inbound_streams
+
+    @property
+    def open_outbound_streams(self) -> int:
+        if len(self.streams) < self.remote_settings.max_concurrent_streams:
+            return len(self.streams)
+        return super().open_outbound_streams
+
+
+class _ServerConnection(_Connection):
     """h2's connection, refusing a stream above the concurrency limit instead of failing all.
 
     Relies on h2 4.x internals (pinned below 5 in pyproject.toml): the headers frame
@@ -157,7 +184,7 @@ def new_connection(
     REFUSED_STREAM; ``max_header_block`` bounds a header block as it arrives.
     """
     config = h2.config.H2Configuration(client_side=client_side, header_encoding=None)
-    kind = h2.connection.H2Connection if client_side else _ServerConnection
+    kind = _Connection if client_side else _ServerConnection
     conn = kind(config=config)
     conn.incoming_buffer = LeanFrameBuffer(
         server=not client_side, max_header_block=max_header_block

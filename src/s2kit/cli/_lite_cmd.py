@@ -31,7 +31,11 @@ def _tune_gc() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Start lite with the parsed flags."""
+    """Start lite with the parsed flags (or run ``s2kit lite verify``)."""
+    if getattr(args, "lite_command", None) == "verify":
+        from s2kit.server._verify import main as verify
+
+        return verify([args.data_dir])
     if bool(args.tls_cert) != bool(args.tls_key):
         sys.stderr.write("s2kit lite: --tls-cert and --tls-key go together\n")
         return 2
@@ -72,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         cors_origins=tuple(args.cors_origin),
         allowed_hosts=tuple(args.allow_host),
         data_dir=args.data_dir,
+        check_pages=not args.skip_page_check,
         limits=limits,
         **optional,
     )
@@ -86,10 +91,14 @@ def run(args: argparse.Namespace) -> int:
     except DataDirError as exc:
         sys.stderr.write(f"s2kit lite: {exc}\n")
         return 1
-    except OSError as exc:
-        sys.stderr.write(f"s2kit lite: cannot listen on {args.host}:{port}: {exc.strerror}\n")
+    except _ListenError as exc:
+        sys.stderr.write(f"s2kit lite: cannot listen on {args.host}:{port}: {exc}\n")
         return 1
     return 0
+
+
+class _ListenError(Exception):
+    """The port cannot be bound (in use, no permission)."""
 
 
 async def _serve(config: LiteConfig) -> None:
@@ -97,7 +106,12 @@ async def _serve(config: LiteConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with Lite(config) as lite:
+    lite = Lite(config)
+    try:
+        await lite.start()
+    except OSError as exc:
+        raise _ListenError(exc.strerror or str(exc)) from None
+    try:
         url = lite.url
         lines = [
             f"s2kit lite is serving on {url} (HTTP/1.1, h2c"
@@ -120,3 +134,5 @@ async def _serve(config: LiteConfig) -> None:
         sys.stdout.flush()
         await stop.wait()
         sys.stdout.write("s2kit lite: draining and stopping\n")
+    finally:
+        await lite.aclose()

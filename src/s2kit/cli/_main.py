@@ -187,6 +187,12 @@ def _add_lite(sub: argparse._SubParsersAction[_Parser]) -> None:
         help="keep basins, streams and records durably in DIR (created if missing; one "
         "process at a time); default: in memory",
     )
+    lite.add_argument(
+        "--skip-page-check",
+        action="store_true",
+        help="with --data-dir: start without verifying every page of the data file first "
+        "(about 2.7 s per GB); run `s2kit lite verify` instead when convenient",
+    )
     limits = lite.add_argument_group("limits (see docs/lite-limits.md)")
     limits.add_argument(
         "--max-connections",
@@ -200,7 +206,7 @@ def _add_lite(sub: argparse._SubParsersAction[_Parser]) -> None:
         type=parse_size,
         default=None,
         metavar="SIZE",
-        help="what lite may buffer for clients in all, e.g. 256MiB (default)",
+        help="what lite may buffer for clients in all (default 32MiB)",
     )
     limits.add_argument(
         "--append-inflight-bytes",
@@ -229,6 +235,18 @@ def _add_lite(sub: argparse._SubParsersAction[_Parser]) -> None:
         metavar="SECONDS",
         help="padding of delete-on-empty deadlines (default 600, as s2-lite)",
     )
+    # An optional sub-command: without one, `s2kit lite [flags]` serves as it always did.
+    actions = lite.add_subparsers(dest="lite_command", metavar="{verify}")
+    verify = actions.add_parser(
+        "verify",
+        help="check a stopped lite's data directory for damage",
+        description=(
+            "Read every page and row of a durable lite's data directory (lite must be "
+            "stopped) and check each against its checksum and the others. Prints what it "
+            "finds; exits 0 if all is intact, 1 if anything is damaged or cannot be read."
+        ),
+    )
+    verify.add_argument("--data-dir", required=True, metavar="DIR", help="the data directory")
 
 
 def parse_size(text: str) -> int:

@@ -167,6 +167,10 @@ class Api:
         ):
             body = _compress.compress_body(body, self.compression.value)
             hdrs.append(("content-encoding", self.compression.value))
+        if body is not None:
+            # Lets the server take room for the whole body at once (lite's memory budget)
+            # instead of growing it as the body arrives.
+            hdrs.append(("content-length", str(len(body))))
         budget = Budget(self.retry)
         doubt: S2Error | None = None  # the first attempt that may have appended (appends)
         while True:

@@ -95,7 +95,8 @@ class H1Stream:
         if self._head_sent:
             return
         lib = _require_h11()
-        headers = list(self._head.headers)
+        # The caller may have declared the length already; framing headers are ours to set.
+        headers = [h for h in self._head.headers if h[0] != b"content-length"]
         if content_length is not None:
             headers.append((b"content-length", str(content_length).encode()))
         elif not self._end_requested:

@@ -122,7 +122,7 @@ class App:
             await reply.error(exc)
         finally:
             assert reply.share is not None
-            reply.share.release()
+            reply.share.close()
             self.active -= 1
             if not self.active:
                 self._idle.set()

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING
 from s2kit.errors import ErrorCode
 from s2kit.server._catalog import Catalog, StreamMeta, err
 from s2kit.server._crypto import RecordCipher, parse_encryption_key
-from s2kit.server._engine import Committer, StreamOwner
+from s2kit.server._engine import FOLLOW_TICK, Committer, StreamOwner, wake_due
 from s2kit.server._memory import DEFAULT_APPEND_INFLIGHT, Admission
 from s2kit.server._meta import attach
 from s2kit.server._reads import ReadSettings
-from s2kit.server._storage import MemoryStorage, Storage, StreamKey
+from s2kit.server._render import Renderings
+from s2kit.server._storage import MemoryStorage, Reported, Storage, StreamKey
 
 if TYPE_CHECKING:
     from s2kit.types import AppendAck, AppendInput, StreamConfig, StreamPosition
@@ -47,6 +48,8 @@ class Backend:
         self.storage = storage or MemoryStorage()
         self.admission = Admission(append_inflight_bytes)
         """Appends sequenced and not yet durable, in all (``_memory.py``)."""
+        self.renderings = Renderings()
+        """Live batches rendered once for all their readers (``_render.py``)."""
         self.catalog = Catalog()
         # Durable storage restores the catalog and persists its changes with each commit.
         self.meta = attach(self.catalog, self.storage)
@@ -63,6 +66,14 @@ class Backend:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.committer.run())
             tg.create_task(self._background())
+            tg.create_task(self._follow_ticker())
+
+    async def _follow_ticker(self) -> None:
+        """Wake followers whose heartbeat or read deadline is due (``_engine.wake_due``)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(FOLLOW_TICK)
+            wake_due(self.owners.values(), loop.time())
 
     async def meta_durable(self) -> None:
         """Wait until every catalog change so far is durable (at once in memory, §15.4).
@@ -199,8 +210,9 @@ class Backend:
             await asyncio.sleep(self.background_interval)
             try:
                 self.tick(time.monotonic())
-            except Exception:  # a bug in a job must not stop the others for good
-                log.exception("background jobs failed")
+            except Exception as exc:  # a bug in a job must not stop the others for good
+                if not isinstance(exc, Reported):
+                    log.exception("background jobs failed")
 
     def tick(self, now: float) -> None:
         """One pass of every background job (``now``: monotonic seconds)."""
@@ -217,8 +229,12 @@ class Backend:
                     if time.time() - s.deleted_at.timestamp() >= grace:
                         self._drop_stream(key)
                     continue
-                self.storage.collect(key, now)
-                self._delete_if_empty(s, key, now)
+                try:
+                    self.storage.collect(key, now)
+                    self._delete_if_empty(s, key, now)
+                except Exception as exc:  # one stream's trouble must not stop the others'
+                    if not isinstance(exc, Reported):  # damaged data is logged by storage
+                        log.exception("background jobs of %s/%s failed", *key)
             if deleted is not None and not b.streams and time.time() - deleted.timestamp() >= grace:
                 self.catalog.remove_basin(bname)
         for key, owner in list(self.owners.items()):

@@ -37,8 +37,10 @@ from s2kit.wire._json import basin_config_obj, dumps, stream_config_obj
 T = TypeVar("T")
 
 SYSTEM_DEFAULT_RETENTION = 7 * 24 * 3600
-_BASIN_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
-_BASIN_PREFIX_RE = re.compile(r"^([a-z0-9][a-z0-9-]*)?$")
+# Matched with ``fullmatch``: ``$`` also matches before a final newline, so ``match`` with
+# ``^...$`` let "abcdefgh\n" through.
+_BASIN_RE = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
+_BASIN_PREFIX_RE = re.compile(r"([a-z0-9][a-z0-9-]*)?")
 
 
 def err(code: ErrorCode, message: str) -> ServerError:
@@ -49,11 +51,20 @@ def err(code: ErrorCode, message: str) -> ServerError:
 # --- names ------------------------------------------------------------------------------------
 
 
+def utf8_size(text: str) -> int | None:
+    """Length of ``text`` in UTF-8, or None if it has no UTF-8 form (a lone surrogate)."""
+    try:
+        return len(text.encode())
+    except UnicodeEncodeError:
+        return None
+
+
 def basin_name_problem(name: str) -> str | None:
     """Why ``name`` is not a valid basin name, or None."""
-    if not 8 <= len(name.encode()) <= 48:
+    size = utf8_size(name)
+    if size is not None and not 8 <= size <= 48:
         return "basin name must be between 8 and 48 bytes in length"
-    if not _BASIN_RE.match(name):
+    if size is None or not _BASIN_RE.fullmatch(name):
         return (
             "basin name must comprise lowercase letters, numbers, and hyphens, "
             "and must start and end with a letter or number"
@@ -63,16 +74,20 @@ def basin_name_problem(name: str) -> str | None:
 
 def basin_prefix_problem(prefix: str) -> str | None:
     """Why ``prefix`` is not a valid basin prefix / start_after, or None."""
-    if len(prefix.encode()) > 48:
+    size = utf8_size(prefix)
+    if size is not None and size > 48:
         return "must not exceed 48 bytes in length"
-    if not _BASIN_PREFIX_RE.match(prefix):
+    if size is None or not _BASIN_PREFIX_RE.fullmatch(prefix):
         return "must comprise lowercase letters, numbers, and hyphens"
     return None
 
 
 def stream_name_problem(name: str) -> str | None:
     """Why ``name`` is not a valid stream name, or None."""
-    if not 1 <= len(name.encode()) <= 512:
+    size = utf8_size(name)
+    if size is None:
+        return "stream name must be valid UTF-8"
+    if not 1 <= size <= 512:
         return "stream name must be between 1 and 512 bytes in length"
     if name in (".", ".."):
         return "stream name must not be `.` or `..`"

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from s2kit.errors import ErrorCode, FencingTokenMismatch, S2Error, SeqNumMismatch, ServerError
 from s2kit.server._crypto import encode_envelope
-from s2kit.server._storage import Storage, StreamCommit, StreamKey
+from s2kit.server._storage import Reported, Storage, StreamCommit, StreamKey
 from s2kit.types import (
     AppendAck,
     AppendInput,
@@ -42,7 +42,7 @@ from s2kit.types import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
     from s2kit.server._catalog import StreamMeta
     from s2kit.server._crypto import RecordCipher
@@ -52,7 +52,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("s2kit.server")
 
 FOLLOWER_CAPACITY = 25
-"""Live batches a follower may have queued before it is switched to a storage scan."""
+"""Live batches a follower may have queued before it is switched to a storage scan..."""
+FOLLOWER_MAX_BYTES = 8 << 20
+"""...and their metered bytes. The batches are shared by every follower, so this bounds the
+recent commits that followers which fell behind keep in memory, together (a storage scan
+serves them from there on)."""
 AES_GCM_MAX_SEQ_NUM = 2**32 - 1
 
 
@@ -77,27 +81,69 @@ class Follower:
     """A reader waiting at the live tail: receives committed batches from the owner."""
 
     def __init__(self, capacity: int = FOLLOWER_CAPACITY) -> None:
-        self.batches: deque[tuple[list[RecordFields], list[int]]] = deque()
+        self.batches: deque[tuple[list[RecordFields], list[int], int]] = deque()
+        """Committed batches not yet taken: records, their metered sizes, their total."""
+        self.queued = 0
+        """Metered bytes in ``batches``."""
         self.capacity = capacity
         self.lagged = False
         self.error: S2Error | None = None
         self.wakeup = asyncio.Event()
+        self.due = math.inf
+        """When (loop time) the waiting read must wake with nothing pushed: its next
+        heartbeat or its ``wait`` deadline. The backend's ticker wakes it then
+        (:func:`wake_due`): no timer per follower."""
 
-    def push(self, records: list[RecordFields], sizes: list[int]) -> None:
-        """Queue a committed batch; past capacity the follower lags and must rescan."""
+    def push(self, records: list[RecordFields], sizes: list[int], nbytes: int) -> None:
+        """Queue a committed batch (``nbytes``: its metered size); past the capacity in
+        batches or bytes the follower lags and must rescan."""
         if self.lagged:
             return
-        if len(self.batches) >= self.capacity:
+        if self.batches and (
+            len(self.batches) >= self.capacity or self.queued + nbytes > FOLLOWER_MAX_BYTES
+        ):
             self.lagged = True
             self.batches.clear()
+            self.queued = 0
         else:
-            self.batches.append((records, sizes))
+            self.batches.append((records, sizes, nbytes))
+            self.queued += nbytes
         self.wakeup.set()
+
+    def take(self) -> tuple[list[RecordFields], list[int]]:
+        """The oldest queued batch."""
+        records, sizes, nbytes = self.batches.popleft()
+        self.queued -= nbytes
+        return records, sizes
+
+    def put_back(self, records: list[RecordFields], sizes: list[int]) -> None:
+        """Queue what was taken and not used, first."""
+        nbytes = sum(sizes)
+        self.batches.appendleft((records, sizes, nbytes))
+        self.queued += nbytes
 
     def close(self, error: S2Error) -> None:
         """End the follow with ``error``."""
         self.error = error
         self.wakeup.set()
+
+
+FOLLOW_TICK = 0.25
+"""Seconds between passes of the follower ticker: the precision of heartbeats and of a
+read's ``wait`` deadline."""
+
+
+def wake_due(owners: Iterable[StreamOwner], now: float) -> None:
+    """Wake every follower whose heartbeat or deadline is due (one pass of the ticker).
+
+    One sweep over all followers a few times a second costs far less than a timer armed and
+    cancelled by each of 10,000 followers on every wait (a heap push and pop each time).
+    """
+    for owner in owners:
+        for follower in owner.followers:
+            if follower.due <= now:
+                follower.due = math.inf
+                follower.wakeup.set()
 
 
 @dataclass(slots=True, eq=False)
@@ -289,8 +335,10 @@ class StreamOwner:
         # Plaintext metered sizes travel with the records: followers need them for their
         # bytes limits, and sealed records cannot tell them.
         records, sizes = commit.records, commit.sizes
-        for f in self.followers:
-            f.push(records, sizes)
+        if self.followers:
+            nbytes = sum(sizes)
+            for f in self.followers:
+                f.push(records, sizes, nbytes)
 
     def commit_failed(self, error: BaseException) -> None:
         """Fail everything in flight and everything sequenced on top; roll back."""
@@ -396,7 +444,8 @@ class Committer:
         try:
             await self._commit(commits, meta.rows if meta is not None else ())
         except Exception as exc:
-            log.exception("commit of %d streams failed", len(commits))
+            if not isinstance(exc, Reported):  # storage logged a full disk itself, once
+                log.exception("commit of %d streams failed", len(commits))
             for o, _ in work:
                 o.commit_failed(exc)
             if meta is not None and self.meta is not None:

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from s2kit.server._catalog import StreamMeta
     from s2kit.server._front import Request, Responder
     from s2kit.server._memory import Share
+    from s2kit.server._render import Renderings
+    from s2kit.wire._compress import Compression as WireCompression
 
 STREAMING_HEADERS = [("cache-control", "no-cache, no-transform"), ("x-accel-buffering", "no")]
 PROTO_CT = ("content-type", "application/protobuf")
@@ -99,9 +101,9 @@ async def append(backend: Backend, reply: Reply, basin: str, stream: str) -> Non
             raise err(ErrorCode.BAD_PROTO, str(exc)) from None
     elif _negotiate.is_json(media):
         fmt = _format(reply)
-        json_body(body)  # shape errors first, as bad_json
+        obj = json_body(body)  # parse errors first, as bad_json
         try:
-            inp = _json.decode_append_input(body, fmt)
+            inp = _json.append_input_from_obj(obj, fmt)
         except _json.JsonShapeError as exc:
             raise err(ErrorCode.BAD_JSON, f"Failed to deserialize the JSON body: {exc}") from None
         except _json.JsonInvalid as exc:
@@ -220,14 +222,43 @@ async def _next_chunk(request: Request, draining: asyncio.Event) -> bytes | None
     return chunk
 
 
-async def _sent(responder: Responder, share: Share | None, data: bytes) -> None:
+def _s2s_batch(
+    recs: list[RecordFields],
+    tail: StreamPosition | None,
+    compression: WireCompression,
+    renderings: Renderings,
+) -> bytes:
+    """A read batch as one S2S message; a live one rendered once for all its readers."""
+
+    def render() -> bytes:
+        return _s2s.encode_message_chunks(_proto.read_batch_chunks(recs, tail), compression)
+
+    return render() if tail is None else renderings.get(recs, tail, ("s2s", compression), render)
+
+
+def _sse_data(
+    recs: list[RecordFields], tail: StreamPosition | None, fmt: _json.Format, renderings: Renderings
+) -> bytes:
+    """A read batch's SSE data lines; a live one rendered once for all its readers."""
+
+    def render() -> bytes:
+        return _sse.sse_data(_json.encode_read_batch(recs, tail, fmt))
+
+    return render() if tail is None else renderings.get(recs, tail, ("sse", fmt), render)
+
+
+async def _sent(responder: Responder, share: Share | None, *parts: bytes) -> None:
     """Send a read batch, then give back its room in the memory budget (taken by the read)."""
-    if share is None:
-        await responder.send(data)
-        return
-    share.sending()  # from here, a client that reads nothing makes this share evictable
-    await responder.send(data)
-    share.release()
+    if share is not None:
+        share.sending()  # from here, a client that reads nothing makes this share evictable
+    for part in parts:
+        await responder.send(part)
+    if share is not None:
+        share.release()
+    # A send that never had to wait (a socket with room) does not suspend, so a reader with
+    # a long backlog would otherwise render batch after batch without letting anything else
+    # run: the writers' acks, the other readers, the news that this client hung up.
+    await asyncio.sleep(0)
 
 
 async def _terminal(responder: Responder, exc: ServerError) -> None:
@@ -300,9 +331,9 @@ async def read(backend: Backend, reply: Reply, basin: str, stream: str) -> None:
     owner.readers += 1
     try:
         if s2s:
-            await _serve_s2s(reply, batches)
+            await _serve_s2s(reply, batches, backend.renderings)
         elif sse:
-            await _serve_sse(reply, batches, fmt, resume)
+            await _serve_sse(reply, batches, fmt, resume, backend.renderings)
         else:
             await _serve_unary(reply, batches, fmt, meta)
     finally:
@@ -344,7 +375,9 @@ async def _serve_unary(
 
 
 async def _serve_s2s(
-    reply: Reply, batches: AsyncIterator[tuple[list[RecordFields], StreamPosition | None]]
+    reply: Reply,
+    batches: AsyncIterator[tuple[list[RecordFields], StreamPosition | None]],
+    renderings: Renderings,
 ) -> None:
     responder = reply.responder
     compression = _negotiate.s2s_compression_from_accept_encoding(
@@ -355,8 +388,8 @@ async def _serve_s2s(
     try:
         async with contextlib.aclosing(batches):  # type: ignore[type-var]
             async for recs, tail in batches:
-                chunks = _proto.read_batch_chunks(recs, tail)
-                await _sent(responder, share, _s2s.encode_message_chunks(chunks, compression))
+                # No local keeps the encoded batch alive while the next one waits for room.
+                await _sent(responder, share, _s2s_batch(recs, tail, compression, renderings))
     except ServerError as exc:
         await _terminal(responder, exc)
     await responder.end()
@@ -367,6 +400,7 @@ async def _serve_sse(
     batches: AsyncIterator[tuple[list[RecordFields], StreamPosition | None]],
     fmt: _json.Format,
     resume: tuple[int, int, int] | None,
+    renderings: Renderings,
 ) -> None:
     responder = reply.responder
     await responder.start(
@@ -385,8 +419,14 @@ async def _serve_sse(
                 count += len(recs)
                 nbytes += sum([metered_bytes(h, b) for _, _, h, b in recs])
                 event_id = _sse.format_event_id(recs[-1][0], count, nbytes)
-                data = _json.encode_read_batch(recs, tail, fmt)
-                await _sent(responder, reply.share, _sse.sse_batch(event_id, data))
+                # No local keeps the (large) event alive while this reader then waits for
+                # room for its next batch.
+                await _sent(
+                    responder,
+                    reply.share,
+                    _sse.sse_batch_head(event_id),
+                    _sse_data(recs, tail, fmt, renderings),  # shared: sent as it is, no copy
+                )
     except ServerError as exc:
         _, body = error_body(exc)
         await responder.send(_sse.sse_error(body.decode()))

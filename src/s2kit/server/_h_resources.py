@@ -58,7 +58,8 @@ def _list_params(q: Query, *, basin_names: bool) -> tuple[str, str, int]:
 
 def _request_token(reply: Reply) -> str | None:
     token = reply.request.header("s2-request-token")
-    if token is not None and len(token.encode()) > MAX_REQUEST_TOKEN:
+    # Header values arrive as latin-1 text, one char per byte: the length in bytes is len().
+    if token is not None and len(token) > MAX_REQUEST_TOKEN:
         raise err(
             ErrorCode.BAD_HEADER,
             "Invalid header `s2-request-token`: must not exceed 36 bytes in length",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, unquote_to_bytes
 
 from s2kit.errors import (
     ErrorCode,
@@ -47,17 +47,41 @@ def error_body(exc: ServerError) -> tuple[int, bytes]:
 # --- query ------------------------------------------------------------------------------------
 
 
+MAX_QUERY_FIELDS = 64
+"""More parameters than any S2 request has (a read takes eight), with room."""
+_U64_DIGITS = 20  # 2**64 - 1 has 20 decimal digits
+
+
 class Query:
-    """Parsed query parameters; bad values raise ``bad_query``."""
+    """Parsed query parameters; bad values raise ``bad_query``.
+
+    Strict as s2-lite's typed query extraction is: each name at most once, values valid UTF-8
+    after percent-decoding, integers in ASCII digits only (``str.isdigit`` and ``int`` would
+    take ``１``, ``٣`` or ``1_000``). Unknown names are ignored.
+    """
 
     def __init__(self, raw: str) -> None:
         try:
-            pairs = parse_qsl(raw, keep_blank_values=True, strict_parsing=False, errors="strict")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise err(ErrorCode.BAD_QUERY, f"invalid query string: {exc}") from None
+            # The front decodes the request target as latin-1, one char per byte: back to the
+            # bytes and decoded as UTF-8, then percent-decoded as UTF-8 too, both strictly (no
+            # mojibake, no lone surrogates).
+            decoded = parse_qsl(
+                raw.encode("latin-1").decode(),
+                keep_blank_values=True,
+                errors="strict",
+                max_num_fields=MAX_QUERY_FIELDS,
+            )
+        except UnicodeError:
+            raise err(ErrorCode.BAD_QUERY, "invalid query string: not valid UTF-8") from None
+        except ValueError:
+            raise err(
+                ErrorCode.BAD_QUERY, f"invalid query string: more than {MAX_QUERY_FIELDS} fields"
+            ) from None
         self._values: dict[str, str] = {}
-        for k, v in pairs:
-            self._values.setdefault(k, v)
+        for k, v in decoded:
+            if k in self._values:
+                raise err(ErrorCode.BAD_QUERY, f"duplicate query parameter `{k}`")
+            self._values[k] = v
 
     def has(self, name: str) -> bool:
         """Whether ``name`` was given."""
@@ -77,10 +101,10 @@ class Query:
             raise err(ErrorCode.BAD_QUERY, f"invalid query parameter `{name}`: {raw!r}") from None
 
     def u64(self, name: str, *, bits: int = 64) -> int | None:
-        """An unsigned integer parameter."""
+        """An unsigned integer parameter (ASCII decimal digits only)."""
 
         def conv(raw: str) -> int:
-            if not raw.isdigit():
+            if not (raw.isascii() and raw.isdigit()) or len(raw.lstrip("0")) > _U64_DIGITS:
                 raise ValueError(raw)
             value = int(raw)
             if value >= 1 << bits:
@@ -101,17 +125,15 @@ class Query:
 
 
 def path_segment(raw: str) -> str:
-    """Percent-decode one path segment (names may contain ``/``, §1.2)."""
+    """Percent-decode one path segment (names may contain ``/``, §1.2) as UTF-8."""
     try:
-        return unquote(raw, errors="strict")
-    except UnicodeDecodeError:
+        # As for the query: the latin-1 text is the raw bytes; decode them, escapes and all.
+        return unquote_to_bytes(raw.encode("latin-1")).decode()
+    except UnicodeError:
         raise err(ErrorCode.BAD_PATH, "path segment is not valid UTF-8") from None
 
 
 # --- bodies -----------------------------------------------------------------------------------
-
-
-_BODY_STEP = 256 << 10  # what a body may grow by before its share is asked for more
 
 
 async def read_body(request: Request, limit: int = MAX_BODY, share: Share | None = None) -> bytes:
@@ -132,17 +154,22 @@ async def read_body(request: Request, limit: int = MAX_BODY, share: Share | None
         except BodyTooLarge:
             raise err(ErrorCode.INVALID, "request body too large") from None
     else:
-        parts = bytearray()
-        while True:
-            await share.ensure(len(parts) + _BODY_STEP)
-            chunk = await request.read_chunk()
-            if chunk is None:
-                break
-            parts += chunk
-            if len(parts) > limit:
+        # Room for the chunks and their join (a growing bytearray may hold twice what it has).
+        # A declared length is taken up front, waiting while holding nothing; a body of
+        # unknown length grows its share as it arrives (a client that then stalls, holding
+        # room, meets the front's body deadline).
+        if declared is not None and declared.isdigit():
+            await share.ensure(2 * int(declared))
+        parts: list[bytes] = []
+        size = 0
+        while (chunk := await request.read_chunk()) is not None:
+            parts.append(chunk)
+            size += len(chunk)
+            if size > limit:
                 raise err(ErrorCode.INVALID, "request body too large")
-            share.charge(len(parts))
-        body = bytes(parts)
+            await share.ensure(2 * size)
+        body = b"".join(parts)
+        parts.clear()
     encoding = (request.header("content-encoding") or "identity").strip().lower()
     if encoding in ("", "identity"):
         return body

@@ -45,9 +45,10 @@ from typing import TYPE_CHECKING, Any
 
 import lmdb
 
+from s2kit.server import _lmdb_faults as F
 from s2kit.server import _lmdb_keys as K
 from s2kit.server import _lmdb_txn as T
-from s2kit.server._datadir import claim
+from s2kit.server._datadir import DataDirError, claim
 from s2kit.server._storage import Storage, StreamCommit, StreamKey, StreamState
 
 if TYPE_CHECKING:
@@ -87,6 +88,8 @@ class _Plan:
     meta: Sequence[MetaRow]
     next_id: int | None
     now: float
+    need: int
+    """About the bytes the transaction writes (to tell a full disk from other failures)."""
 
 
 class LmdbStorage(Storage):
@@ -96,6 +99,9 @@ class LmdbStorage(Storage):
         path: the data directory.
         map_size: initial lmdb map size in bytes.
         max_map_size: the map grows by doubling up to this; past it commits fail ``storage``.
+        check_pages: verify every lmdb page before lmdb reads any (``_lmdb_txn``): a damaged
+            page could crash the process later. Costs about 3 s per GB of 1 KiB records at
+            start-up (more for smaller records).
 
     Raises:
         DataDirError: the directory is foreign, corrupt, newer, or used by another process.
@@ -107,41 +113,49 @@ class LmdbStorage(Storage):
         *,
         map_size: int = DEFAULT_MAP_SIZE,
         max_map_size: int = MAX_MAP_SIZE,
+        check_pages: bool = True,
     ) -> None:
         self.path, self._dir_lock, _ = claim(path)
+        self._faults = F.FaultLog(self.path)
+        self._floor: dict[int, int] = {}
         try:
-            self._env = T.open_env(self.path, map_size)
+            self._env = T.open_env(self.path, map_size, check_pages=check_pages)
             self._db = T.Dbs(self._env)
             with self._env.begin() as txn:
-                raw = txn.get(b"next", db=self._db.meta)
-                self._next_id = K.read_u64(raw) if raw else 1
-                self._ids: dict[StreamKey, int] = {}
-                for _, v in txn.cursor(db=self._db.ids):
-                    sid, key = K.split_id_value(v)
-                    self._ids[key] = sid
-                doomed = list(txn.cursor(db=self._db.gc))
+                self._next_id, self._ids, doomed = T.load_ids(txn, self._db)
+                # Every metadata row is read here and checked, and each stream's records are
+                # checked at both ends, so a damaged file is refused now rather than found by
+                # a reader. A trim or expiry that a reader may have seen must hold from the
+                # first read after a restart: the floors start where they stood.
+                wall = time.time()
+                for sid in self._ids.values():
+                    T.check_stream(txn, self._db, sid)
+                    if cut := self._cut(txn, sid, wall):
+                        self._floor[sid] = cut
+        except T.DAMAGE as exc:
+            self._abandon()
+            raise DataDirError(
+                f"{self.path / 'data.mdb'} is damaged ({exc}); refusing to use it "
+                f"(`s2kit lite verify --data-dir {self.path}` lists all the damage)"
+            ) from None
         except BaseException:
-            if hasattr(self, "_env"):
-                self._env.close()
-            self._dir_lock.release()
+            self._abandon()
             raise
         self.max_map_size = max(max_map_size, map_size)
         self._lock = threading.Lock()
         """Held by loop-side reads and by map resizing (lmdb: no live transactions then)."""
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="s2kit-lmdb")
         self._closed = False
-        self._floor: dict[int, int] = {}
-        # A trim or expiry that a reader may have seen must hold from the first read after a
-        # restart, not from the first background pass: the floors start where they stood.
-        with self._env.begin() as txn:
-            wall = time.time()
-            for sid in self._ids.values():
-                if cut := self._cut(txn, sid, wall):
-                    self._floor[sid] = cut
         self._busy: set[int] = set()
         self._retry: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
-        for raw_sid, id_key in doomed:  # deletions a crash interrupted
-            self._submit(self._gc_step, K.read_u64(raw_sid), id_key)
+        for sid, id_key in doomed:  # deletions a crash interrupted
+            self._submit(self._gc_step, sid, id_key)
+
+    def _abandon(self) -> None:
+        """Undo a failed start: nothing was written."""
+        if hasattr(self, "_env"):
+            self._env.close()
+        self._dir_lock.release()
 
     # --- writes ---------------------------------------------------------------------------------
 
@@ -174,6 +188,7 @@ class LmdbStorage(Storage):
         offset = now - time.monotonic()
         shares = []
         allocated = False
+        need = F.WRITE_HEADROOM
         for c in batch:
             sid = self._ids.get(c.key)
             name = None
@@ -183,7 +198,9 @@ class LmdbStorage(Storage):
                 name, allocated = (K.id_key(c.key), K.id_value(sid, c.key)), True
             expiry = K.NEVER if c.expiry is None else c.expiry + offset
             shares.append(T.Share(sid, name, c, expiry))
-        return _Plan(shares, meta, self._next_id if allocated else None, now)
+            need += 2 * sum(c.sizes)
+        need += sum(len(v) for _, v in meta if v is not None)
+        return _Plan(shares, meta, self._next_id if allocated else None, now, need)
 
     def _unplan(self, plan: _Plan) -> None:
         for s in plan.shares:
@@ -195,18 +212,27 @@ class LmdbStorage(Storage):
             try:
                 with self._env.begin(write=True) as txn:
                     if plan.next_id is not None:
-                        txn.put(b"next", K.u64(plan.next_id), db=self._db.meta)
+                        txn.put(b"next", K.encode_next_id(plan.next_id), db=self._db.meta)
                     for share in plan.shares:
                         T.put_share(txn, self._db, share, plan.now)
                     for key, value in plan.meta:
                         if value is None:
                             txn.delete(key, db=self._db.catalog)
                         else:
-                            txn.put(key, value, db=self._db.catalog)
-                return
+                            txn.put(key, K.seal(key, value), db=self._db.catalog)
             except lmdb.MapFullError:
-                if not self._grow():
-                    raise
+                if self._grow():
+                    continue
+                raise self._faults.failed(
+                    "the store is full", f"the lmdb map reached its maximum of {self.max_map_size}"
+                ) from None
+            except lmdb.Error as exc:
+                raise self._faults.write_failed(exc, plan.need) from None
+            except T.DAMAGE as exc:  # a state or expiry row the commit had to read
+                self._faults.damaged("a stream written by this commit", str(exc))
+                raise F.StorageFailure("stored data is damaged") from None
+            self._faults.write_succeeded()
+            return
 
     def _grow(self) -> bool:
         size = self._env.info()["map_size"]
@@ -220,13 +246,22 @@ class LmdbStorage(Storage):
 
     # --- reads (on the event loop) --------------------------------------------------------------
 
+    def _damaged(self, key: StreamKey, exc: Exception) -> F.DamagedData:
+        return self._faults.damaged(f"stream {key[0]}/{key[1]}", str(exc))
+
     def state(self, key: StreamKey) -> StreamState:
         sid = self._ids.get(key)
         if sid is None:
             return StreamState()
-        with self._lock, self._env.begin(db=self._db.state) as txn:
-            raw = txn.get(K.u64(sid))
-        return StreamState() if raw is None else K.decode_state(raw, time.monotonic() - time.time())
+        prefix = K.u64(sid)
+        try:
+            with self._lock, self._env.begin(db=self._db.state) as txn:
+                raw = txn.get(prefix)
+                if raw is None:
+                    return StreamState()
+                return K.decode_state(prefix, raw, time.monotonic() - time.time())
+        except T.DAMAGE as exc:
+            raise self._damaged(key, exc) from None
 
     def read(
         self, key: StreamKey, start: int, max_count: int, max_bytes: int
@@ -235,39 +270,31 @@ class LmdbStorage(Storage):
         if sid is None or max_count <= 0:
             return [], []
         start = max(start, self._floor.get(sid, 0))
-        # Buffers: no copy of a value until the decoder copies what it keeps.
-        with self._lock, self._env.begin(db=self._db.records, buffers=True) as txn:
-            cur = txn.cursor()
-            if not cur.set_range(K.record_key(sid, start)):
-                return [], []
-            return K.decode_records(cur, K.u64(sid), max_count, max_bytes)
+        try:
+            with self._lock, self._env.begin() as txn:
+                return T.read_records(txn, self._db, sid, start, max_count, max_bytes)
+        except T.DAMAGE as exc:
+            raise self._damaged(key, exc) from None
 
     def seek_timestamp(self, key: StreamKey, timestamp: int) -> int | None:
         sid = self._ids.get(key)
         if sid is None:
             return None
-        with self._lock, self._env.begin(db=self._db.by_ts) as txn:
-            cur = txn.cursor()
-            if not cur.set_range(K.ts_key(sid, timestamp, 0)):
-                return None
-            k = cur.key()
-            if not k.startswith(K.u64(sid)):
-                return None
-        # Timestamps never decrease along a stream, so past a read floor the first record
-        # with a timestamp >= this one is at the floor.
-        return max(K.read_u64(k, 16), self._floor.get(sid, 0))
+        try:
+            with self._lock, self._env.begin() as txn:
+                return T.seek(txn, self._db, sid, timestamp, self._floor.get(sid, 0))
+        except T.DAMAGE as exc:
+            raise self._damaged(key, exc) from None
 
     def first_seq_num(self, key: StreamKey) -> int:
         sid = self._ids.get(key)
         if sid is None:
             return 0
-        floor = self._floor.get(sid, 0)
-        with self._lock, self._env.begin() as txn:
-            cur = txn.cursor(db=self._db.records)
-            if cur.set_range(K.record_key(sid, floor)) and cur.key().startswith(K.u64(sid)):
-                return K.read_u64(cur.key(), 8)
-            tail, _, _, _ = K.state_wall_fields(txn.get(K.u64(sid), db=self._db.state))
-        return tail.seq_num
+        try:
+            with self._lock, self._env.begin() as txn:
+                return T.first_stored(txn, self._db, sid, self._floor.get(sid, 0))
+        except T.DAMAGE as exc:
+            raise self._damaged(key, exc) from None
 
     def statistics(self) -> LmdbStatistics:
         """Counters for tests and operators."""
@@ -291,8 +318,17 @@ class LmdbStorage(Storage):
         )
 
     def load_catalog(self) -> list[tuple[bytes, bytes]]:
-        with self._lock, self._env.begin(db=self._db.catalog) as txn:
-            return list(txn.cursor())
+        rows = []
+        try:
+            with self._lock, self._env.begin(db=self._db.catalog) as txn:
+                for key, value in txn.cursor():
+                    rows.append((key, K.unseal(key, value, f"the row {key!r}")))
+        except T.DAMAGE as exc:
+            raise DataDirError(
+                f"corrupt catalog row in {self.path / 'data.mdb'} ({exc}); refusing to use it "
+                f"(`s2kit lite verify --data-dir {self.path}` lists all the damage)"
+            ) from None
+        return rows
 
     # --- background deletions --------------------------------------------------------------------
 
@@ -310,14 +346,18 @@ class LmdbStorage(Storage):
             return 0
         wall = now + (time.time() - time.monotonic())
         prefix = K.u64(sid)
-        with self._lock, self._env.begin() as txn:
-            cur = txn.cursor(db=self._db.records)
-            # From the first record stored, not the floor: a floor set at start has records
-            # below it still to remove.
-            if not (cur.set_range(prefix) and cur.key().startswith(prefix)):
-                return 0
-            first = K.read_u64(cur.key(), 8)
-            cut = self._cut(txn, sid, wall)
+        try:
+            with self._lock, self._env.begin() as txn:
+                cur = txn.cursor(db=self._db.records)
+                # From the first record stored, not the floor: a floor set at start has
+                # records below it still to remove.
+                if not (cur.set_range(prefix) and cur.key()[:8] == prefix):
+                    return 0
+                first = K.read_u64(cur.key(), 8)
+                cut = self._cut(txn, sid, wall)
+        except T.DAMAGE as exc:
+            self._damaged(key, exc)  # logged; the pass goes on with the other streams
+            return 0
         if cut <= first:
             return 0
         self._floor[sid] = cut
@@ -332,12 +372,12 @@ class LmdbStorage(Storage):
         raw = txn.get(prefix, db=self._db.state)
         if raw is None:
             return 0
-        tail, cut, _, _ = K.state_wall_fields(raw)
+        tail, cut, _, _ = K.state_wall_fields(prefix, raw)
         runs = txn.cursor(db=self._db.runs)
-        ok = runs.set_range(prefix) and runs.key().startswith(prefix)
+        ok = runs.set_range(prefix) and runs.key()[:8] == prefix
         # Expiry runs are in write order; the leading runs that have expired go.
-        while ok and K.decode_expiry(runs.value()) <= wall:
-            ok = runs.next() and runs.key().startswith(prefix)
+        while ok and K.decode_expiry(runs.key(), runs.value()) <= wall:
+            ok = runs.next() and runs.key()[:8] == prefix
             cut = max(cut, K.read_u64(runs.key(), 8) if ok else tail.seq_num)
         return min(cut, tail.seq_num)
 
@@ -350,12 +390,19 @@ class LmdbStorage(Storage):
     def _guarded(self, fn: Callable[..., None], *args: Any) -> None:
         try:
             fn(*args)
-        except Exception:
-            log.exception("background storage job %s failed; retried later", fn.__name__)
+        except Exception as exc:
+            if isinstance(exc, lmdb.Error):  # the disk refused the write (full?): one line
+                self._faults.write_failed(exc, F.WRITE_HEADROOM)
+            elif isinstance(exc, T.DAMAGE):
+                self._faults.damaged(f"stream id {args[0]}", str(exc))
+            else:
+                log.exception("background storage job %s failed; retried later", fn.__name__)
             if fn == self._drop_below:
                 self._busy.discard(args[0])  # the next collect pass plans it again
             else:
                 self._retry.append((fn, args))
+        else:
+            self._faults.write_succeeded()
 
     def _kick(self) -> None:
         """Re-queue background jobs that failed (e.g. while the disk was full)."""

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 from typing import TYPE_CHECKING
 
@@ -39,7 +40,7 @@ __all__ = ["Admission", "MemoryBudget", "Share"]
 
 logger = logging.getLogger("s2kit.server")
 
-DEFAULT_BUDGET = 256 << 20
+DEFAULT_BUDGET = 32 << 20
 STALL_GRACE = 5.0
 
 
@@ -76,6 +77,12 @@ class Share:
         if self.held:
             self._budget._add(self, -self.held)
 
+    def close(self) -> None:
+        """The session is over: give everything back, and let go of its task (a task that
+        refers to its own share through its frames would otherwise be cyclic garbage)."""
+        self.release()
+        self._task = None
+
     def _evict(self) -> None:
         self.evicted = True
         if self._task is not None and not self._task.done():
@@ -91,7 +98,7 @@ class MemoryBudget:
         self.used = 0
         self.evictions = 0
         self._shares: set[Share] = set()
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._waiters: collections.deque[tuple[asyncio.Future[None], int]] = collections.deque()
 
     def share(self) -> Share:
         """A share for the calling task (the task an eviction cancels)."""
@@ -114,10 +121,12 @@ class MemoryBudget:
     async def _grow(self, share: Share, size: int) -> None:
         # A share bigger than the whole budget may still have it all, alone.
         loop = asyncio.get_running_loop()
-        while self.used + size - share.held > self.capacity and self.used > share.held:
+        need = size - share.held
+        while self.used + need > self.capacity and self.used > share.held:
             self._evict_stuck(loop.time())
             waiter = loop.create_future()
-            self._waiters.append(waiter)
+            entry = (waiter, need)
+            self._waiters.append(entry)
             try:
                 async with asyncio.timeout(self.stall_grace):
                     await waiter
@@ -126,7 +135,9 @@ class MemoryBudget:
             finally:
                 if not waiter.done():
                     waiter.cancel()
-        self._add(share, size - share.held)
+                    with contextlib.suppress(ValueError):
+                        self._waiters.remove(entry)
+        self._add(share, need)
 
     def _evict_stuck(self, now: float) -> None:
         for share in list(self._shares):
@@ -140,11 +151,21 @@ class MemoryBudget:
                 share._evict()
 
     def _wake(self) -> None:
-        # Everyone looks again: what was freed may serve several small shares.
-        waiters, self._waiters = self._waiters, collections.deque()
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        # In arrival order, as many as what is free now serves (not everyone: with hundreds
+        # of waiting readers, waking all on every release is a storm of wake-ups that gets
+        # nobody anything and starves the event loop).
+        free = self.capacity - self.used
+        waiters = self._waiters
+        while waiters:
+            waiter, need = waiters[0]
+            if waiter.done():
+                waiters.popleft()
+                continue
+            if need > free and free < self.capacity:
+                return
+            waiters.popleft()
+            free -= need
+            waiter.set_result(None)
 
 
 DEFAULT_APPEND_INFLIGHT = 128 << 20

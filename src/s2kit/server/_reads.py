@@ -7,15 +7,17 @@ A batch never holds more than ``BATCH_RECORDS`` records or ``BATCH_BYTES`` meter
 S2 promises: a group commit larger than that reaches a follower in several batches.
 
 Memory: with a :class:`~s2kit.server._memory.Share`, the generator takes room for a batch
-(``RENDER_FACTOR`` times its metered size: the records, and the response rendered from them)
-*before* it reads the batch from storage or hands a live one over for rendering, and the
-transport gives it back once the batch went out. A reader that waits for room holds nothing
+*before* it reads the batch from storage (``RENDER_FACTOR`` times its metered size: the
+records, and the response rendered from them) or hands a live one over (its size: the
+records and their rendering are shared by every follower, ``_render.py``), and the transport
+gives it back once the batch went out. A reader that waits for room holds nothing
 but references to committed records (shared with every other follower).
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import math
 import random
 from collections.abc import AsyncIterator
@@ -203,6 +205,11 @@ async def read_session(
             if share is not None:
                 await share.ensure(RENDER_FACTOR * limit_b)
             records, sizes = storage.read(key, budget.next, limit_n, limit_b)
+            # A store that moved the start up to its read floor (a trim) counted from there:
+            # never pass the published tail (records past it are not acked yet).
+            if records and records[-1][0] >= owner.tail.seq_num:
+                keep = bisect.bisect_left(records, owner.tail.seq_num, key=_seq_of)
+                records, sizes = records[:keep], sizes[:keep]
             if not records:
                 first = storage.first_seq_num(key)
                 if first > budget.next:  # trimmed or expired underneath: skip the gap
@@ -258,20 +265,22 @@ async def _follow(
             yield None
             return
         if follower.batches:
-            records, sizes = follower.batches.popleft()
+            records, sizes = follower.take()
             # A commit's records are consecutive; skip any the read already delivered.
             skip = budget.next - records[0][0] if records else 0
             if skip > 0:
                 records, sizes = records[skip:], sizes[skip:]
             cut = _batch_cut(sizes)
             if cut < len(records):  # more than one batch's worth: the rest goes next
-                follower.batches.appendleft((records[cut:], sizes[cut:]))
+                follower.put_back(records[cut:], sizes[cut:])
                 records, sizes = records[:cut], sizes[:cut]
             if records:
                 records = budget.fit(records, sizes)
             if records:
                 if share is not None:
-                    await share.ensure(RENDER_FACTOR * sum(sizes[: len(records)]))
+                    # A live batch is shared by every follower, and so is its rendering
+                    # (_render.py): what this reader adds is what its transport holds.
+                    await share.ensure(sum(sizes[: len(records)]))
                 yield _open(records, cipher), owner.tail
                 deadline = loop.time() + wait
                 heartbeat_at = next_heartbeat()
@@ -287,12 +296,14 @@ async def _follow(
             yield [], owner.tail
             heartbeat_at = next_heartbeat()
             continue
+        # No timer of our own: the backend's ticker wakes us when ``due`` (_engine.wake_due).
+        follower.due = min(deadline, heartbeat_at)
         follower.wakeup.clear()
-        try:
-            async with asyncio.timeout(min(deadline, heartbeat_at) - now):
-                await follower.wakeup.wait()
-        except TimeoutError:
-            continue
+        await follower.wakeup.wait()
+
+
+def _seq_of(record: RecordFields) -> int:
+    return record[0]
 
 
 def _batch_cut(sizes: list[int]) -> int:

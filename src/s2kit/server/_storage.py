@@ -34,6 +34,11 @@ MetaRow = tuple[bytes, bytes | None]
 _ts = itemgetter(1)
 
 
+class Reported:
+    """Marks a storage failure that storage has already logged, in one line (a full disk,
+    damaged data): the layers above fail the requests it touches without logging it again."""
+
+
 @dataclass(slots=True, kw_only=True)
 class StreamCommit:
     """One stream's share of a group commit."""

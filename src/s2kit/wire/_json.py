@@ -38,6 +38,7 @@ from s2kit.types import (
     TimestampingMode,
     TimestampingReconfiguration,
 )
+from s2kit.wire import _strict_json
 
 Format: TypeAlias = Literal["raw", "base64"]
 T = TypeVar("T")
@@ -57,11 +58,12 @@ dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def loads(data: bytes | str) -> Any:
-    """Parse JSON, raising :class:`JsonShapeError`."""
+    """Parse JSON strictly (``_strict_json``: UTF-8, size, depth, no lone surrogates), raising
+    :class:`JsonShapeError` with a one-line message."""
     try:
-        return json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise JsonShapeError(f"invalid JSON: {exc}") from exc
+        return _strict_json.parse(data)
+    except ValueError as exc:
+        raise JsonShapeError(f"invalid JSON: {exc}") from None
 
 
 # --- small typed accessors --------------------------------------------------------------------
@@ -154,7 +156,12 @@ def _headers_in(value: Any, fmt: Format) -> tuple[Header, ...]:
 
 def decode_append_input(data: bytes, fmt: Format) -> AppendInput:
     """Parse a JSON ``AppendInput`` body."""
-    obj = _obj(loads(data), "append input")
+    return append_input_from_obj(loads(data), fmt)
+
+
+def append_input_from_obj(value: Any, fmt: Format) -> AppendInput:
+    """An ``AppendInput`` from a parsed body (for a caller that has parsed it already)."""
+    obj = _obj(value, "append input")
     raw_records = obj.get("records")
     if not isinstance(raw_records, list):
         raise JsonShapeError("records: expected an array")
@@ -486,8 +493,9 @@ def parse_time(value: Any, what: str) -> datetime:
     text = _str(value, what)
     head, dot, frac = text.partition(".")
     if dot:
-        digits = "".join(c for c in frac if c.isdigit())
-        text = f"{head}.{digits[:6]}{frac[len(digits) :]}"
+        # The leading run of ASCII digits (str.isdigit would take other scripts' digits too).
+        n = len(frac) - len(frac.lstrip("0123456789"))
+        text = f"{head}.{frac[: min(n, 6)]}{frac[n:]}"
     try:
         t = datetime.fromisoformat(text.replace("z", "Z"))
     except ValueError:

@@ -108,9 +108,26 @@ def sse_batch(id_: str, data_json: str) -> bytes:
     Raises:
         ValueError: the id contains CR, LF or NUL, which cannot be sent.
     """
+    return sse_batch_head(id_) + sse_data(data_json)
+
+
+def sse_batch_head(id_: str) -> bytes:
+    """The ``event:batch`` and ``id:`` lines of a batch event; :func:`sse_data` follows.
+
+    Split from the data so that one rendering of a batch's data serves every reader of it,
+    each with its own id.
+
+    Raises:
+        ValueError: the id contains CR, LF or NUL, which cannot be sent.
+    """
     if "\n" in id_ or "\r" in id_ or "\0" in id_:
         raise ValueError(f"event id {id_!r} contains CR, LF or NUL")
-    return f"event:batch\nid:{id_}\n{_data_lines(data_json)}\n".encode()
+    return f"event:batch\nid:{id_}\n".encode()
+
+
+def sse_data(data_json: str) -> bytes:
+    """The ``data:`` lines of an event, and the blank line that ends it."""
+    return f"{_data_lines(data_json)}\n".encode()
 
 
 def sse_ping(data_json: str) -> bytes:

@@ -58,8 +58,13 @@ def validate_append_input(inp: AppendInput, sizes: list[int] | None = None) -> i
         raise InvalidBatch("record batch must not be empty")
     if len(records) > MAX_BATCH_RECORDS:
         raise InvalidBatch("record batch must not exceed 1000 records")
-    if inp.fencing_token is not None and len(inp.fencing_token.encode()) > MAX_FENCING_TOKEN_BYTES:
-        raise InvalidBatch("fencing token must not exceed 36 bytes in length")
+    if inp.fencing_token is not None:
+        try:
+            token_size = len(inp.fencing_token.encode())
+        except UnicodeEncodeError:  # a lone surrogate: no UTF-8 form to send or store
+            raise InvalidBatch("fencing token must be valid UTF-8") from None
+        if token_size > MAX_FENCING_TOKEN_BYTES:
+            raise InvalidBatch("fencing token must not exceed 36 bytes in length")
     total = 0
     for r in records:
         headers = r.headers

@@ -110,14 +110,15 @@ class BaseConnection(asyncio.Protocol):
 
     def sweep(self, now: float) -> None:
         """Enforce the deadlines of ``Limits`` (called about once a second by the server)."""
-        if self._lost or self._closing:
+        if self._lost:
             return
         paused = self._paused_since
         if paused is not None and now - paused > self._limits.send_timeout:
             logger.info("client read nothing for %.0f s: closing", now - paused)
             self.abort()  # a graceful close would wait on the very buffer that is stuck
             return
-        self._sweep(now)
+        if not self._closing:
+            self._sweep(now)
 
     def _sweep(self, now: float) -> None:
         """The protocol's own deadlines."""
@@ -136,25 +137,26 @@ class BaseConnection(asyncio.Protocol):
     def _spawn(
         self, request: Request, responder: Responder, done: Callable[[], None]
     ) -> asyncio.Task[None]:
+        finish = _Once(done, request)
         task = self._loop.create_task(
-            self._run(request, responder, done), name=f"s2kit-http {request.method} {request.path}"
+            self._run(request, responder, finish),
+            name=f"s2kit-http {request.method} {request.path}",
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        # A task cancelled before its first step never runs its body, so its ``finally``
+        # neither: the done-callback finishes the exchange then (a stream reset at once by
+        # its client, as a rapid-reset flood does, would otherwise stay in the table).
+        task.add_done_callback(finish.after)
         if self._lost:
             task.cancel()  # the peer is already gone; still owned, so wait_closed awaits it
         return task
 
-    async def _run(self, request: Request, responder: Responder, done: Callable[[], None]) -> None:
+    async def _run(self, request: Request, responder: Responder, finish: _Once) -> None:
         try:
             await serve_exchange(self._handler, request, responder)
         finally:
-            # The bookkeeping must run even when the task was cancelled, and must not let an
-            # error escape: nobody retrieves these tasks' results.
-            try:
-                done()
-            except Exception:
-                logger.exception("error finishing %s %s", request.method, request.path)
+            finish()
 
     def _write(self, data: bytes) -> None:
         transport = self._transport
@@ -179,3 +181,26 @@ class BaseConnection(asyncio.Protocol):
             await waiter
         if self._lost:
             raise ClientDisconnected("the connection was lost")
+
+
+class _Once:
+    """An exchange's bookkeeping, run exactly once however its task ends; an error in it is
+    logged (nobody retrieves these tasks' results)."""
+
+    __slots__ = ("_done", "_request")
+
+    def __init__(self, done: Callable[[], None], request: Request) -> None:
+        self._done: Callable[[], None] | None = done
+        self._request = request
+
+    def __call__(self) -> None:
+        done, self._done = self._done, None
+        if done is None:
+            return
+        try:
+            done()
+        except Exception:
+            logger.exception("error finishing %s %s", self._request.method, self._request.path)
+
+    def after(self, _: asyncio.Task[None]) -> None:
+        self()

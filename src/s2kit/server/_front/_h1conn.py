@@ -44,8 +44,8 @@ __all__ = ["H1Connection"]
 logger = logging.getLogger("s2kit.server")
 
 MAX_HEAD_BYTES = 64 << 10
-_HIGH_WATER = 1 << 20
-_LOW_WATER = 256 << 10
+_HIGH_WATER = 256 << 10
+_LOW_WATER = 64 << 10
 
 
 def _split_target(target: str) -> tuple[str, str]:
@@ -299,7 +299,15 @@ class H1Connection(BaseConnection):
             self._write(self._h11.send(continue_) or b"")
 
     def _check(self, exchange: _H1Exchange) -> None:
-        if exchange.responder.disconnected or self._closing:
+        transport = self._transport
+        # A transport already closing (the client hung up; connection_lost may not have run
+        # yet) takes no more: stop the handler here rather than render more for nobody.
+        if (
+            exchange.responder.disconnected
+            or self._closing
+            or transport is None
+            or transport.is_closing()
+        ):
             raise ClientDisconnected("the client went away")
 
     # -- end of an exchange ----------------------------------------------------------------
@@ -314,7 +322,10 @@ class H1Connection(BaseConnection):
             return
         if not exchange.response_done:
             if exchange.task_done:
-                self._close()  # the handler is gone and the response can never be completed
+                # The handler is gone and the response can never be completed: drop the
+                # connection with whatever of it is still buffered for a client that is not
+                # reading (a graceful close would keep that until the client read it all).
+                self.abort()
             return
         ours, theirs = self._h11.our_state, self._h11.their_state
         keep_alive = ours is h11.DONE and not self._draining

@@ -44,7 +44,7 @@ import h2.exceptions
 import h2.settings
 from hyperframe.frame import GoAwayFrame
 
-from s2kit._h2fast import new_connection
+from s2kit._h2fast import LeanFrameBuffer, new_connection
 from s2kit.server._front._conn import BaseConnection
 from s2kit.server._front._exchange import ClientDisconnected, Request, Responder
 
@@ -63,6 +63,7 @@ MAX_CONCURRENT_STREAMS = 1000
 MAX_HEADER_LIST_SIZE = 64 << 10
 _DEFAULT_WINDOW = 65_535
 _FLUSH_BYTES = 256 << 10
+_EMPTY_BUFFER = LeanFrameBuffer(server=True)
 RESET_BURST = 1000
 """Client resets a connection may make at once..."""
 RESET_RATE = 100.0
@@ -237,6 +238,11 @@ class H2Connection(BaseConnection):
     def _on_lost(self) -> None:
         for exchange in self._streams.values():
             exchange.disconnect()
+        # A connection is a web of references (h2 state, exchanges, transport): garbage only
+        # the cyclic collector frees, and lite runs it rarely. Drop the large buffers now,
+        # by reference counting, so churned connections hold no megabytes meanwhile.
+        self._h2.incoming_buffer = _EMPTY_BUFFER
+        self._h2.clear_outbound_data_buffer()
 
     def _sweep(self, now: float) -> None:
         limits = self._limits
@@ -383,7 +389,15 @@ class H2Connection(BaseConnection):
         self._schedule_flush()
 
     def _check(self, exchange: _H2Exchange) -> None:
-        if exchange.responder.disconnected or self._closing:
+        transport = self._transport
+        # A transport already closing (the client hung up; connection_lost may not have run
+        # yet) takes no more: stop the handler here rather than render more for nobody.
+        if (
+            exchange.responder.disconnected
+            or self._closing
+            or transport is None
+            or transport.is_closing()
+        ):
             raise ClientDisconnected("the client went away")
 
     def _credit(self, stream_id: int, size: int) -> None:
@@ -404,6 +418,16 @@ class H2Connection(BaseConnection):
 
     def _finished(self, exchange: _H2Exchange) -> None:
         """Run when the stream's handler task is done, however it ended."""
+        try:
+            self._finish(exchange)
+        finally:
+            # The exchange and its request and responder refer to each other, and its task's
+            # frames to all three: cyclic garbage, which lite collects rarely. Cut the cycles
+            # so each stream is freed as it ends (a flood of streams otherwise piles up).
+            exchange.task = None
+            del exchange.request, exchange.responder
+
+    def _finish(self, exchange: _H2Exchange) -> None:
         stream_id = exchange.stream_id
         self._streams.pop(stream_id, None)
         if not self._streams:

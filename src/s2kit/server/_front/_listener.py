@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import socket
 from dataclasses import dataclass
@@ -47,6 +48,9 @@ __all__ = ["HttpServer", "ServerStatistics"]
 logger = logging.getLogger("s2kit.server")
 
 SNIFF_TIMEOUT = 10.0
+SEND_BUFFER = 256 << 10
+_ACCEPT_BATCH = 64
+_AT_CAP_RECHECK = 0.05
 _TLS_HANDSHAKE = 0x16
 _H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -177,6 +181,7 @@ class HttpServer:
         self._limits = limits or Limits()
         self._room = asyncio.Event()  # set while below max_connections
         self._room.set()
+        self._evicted: set[asyncio.Task[None]] = set()  # aborted to make room, not gone yet
         self._sweeper: asyncio.Task[None] | None = None
         self._listener: socket.socket | None = None
         self._accept_task: asyncio.Task[None] | None = None
@@ -300,15 +305,26 @@ class HttpServer:
         backoff = 0.0
         while True:
             if self._at_cap() and not self._evict_idle():
-                # At the cap with every connection busy: new connections wait in the listen
-                # backlog, not in our memory, until one closes.
+                # At the cap with every connection busy (or just accepted, not yet started):
+                # new connections wait in the listen backlog, not in our memory, until one
+                # closes or goes idle; look again shortly.
                 self._room.clear()
-                async with asyncio.timeout(self._limits.sweep_interval):
-                    with contextlib.suppress(TimeoutError):
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(_AT_CAP_RECHECK):
                         await self._room.wait()
                 continue
             try:
                 sock, _ = await loop.sock_accept(listener)
+                self._adopt(loop, sock)
+                # Take what else the backlog holds now, without a loop turn per connection
+                # (a burst of connections must not keep the ones behind it waiting).
+                for _ in range(_ACCEPT_BATCH):
+                    if self._at_cap():
+                        break
+                    sock, _ = listener.accept()
+                    self._adopt(loop, sock)
+            except (BlockingIOError, InterruptedError):
+                pass
             except OSError as exc:
                 # EMFILE and friends: back off (doubling to a second) instead of spinning, and
                 # say so once per episode; the backlog keeps the connections meanwhile.
@@ -318,43 +334,42 @@ class HttpServer:
                 await asyncio.sleep(backoff)
                 continue
             backoff = 0.0
-            task = loop.create_task(self._serve(sock), name="s2kit-conn")
-            self._tasks[task] = None
-            task.add_done_callback(self._forget)
+
+    def _adopt(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        task = loop.create_task(self._serve(sock), name="s2kit-conn")
+        self._tasks[task] = None
+        task.add_done_callback(self._forget)
 
     def _at_cap(self) -> bool:
-        if len(self._tasks) < self._limits.max_connections:
-            return False
-        closing = sum(
-            1
-            for sniffer in self._tasks.values()
-            if sniffer is not None
-            and (sniffer.aborted or (sniffer.connection is not None and sniffer.connection.closing))
-        )
-        return len(self._tasks) - closing >= self._limits.max_connections
+        return len(self._tasks) - len(self._evicted) >= self._limits.max_connections
 
     def _evict_idle(self) -> bool:
-        """At the cap: drop the connection idle the longest (no request in flight: a kept-alive
-        one, or one still sending its head) to make room. False when none is idle."""
-        idle: list[tuple[float, _Sniffer]] = []
-        for sniffer in self._tasks.values():
-            if sniffer is None or sniffer.aborted:
+        """At the cap: drop the connections idle the longest (no request in flight: kept-alive
+        ones, or ones still sending their head) to make room, a few at a time so a burst is
+        not a scan per connection. False when none is idle."""
+        idle: list[tuple[float, asyncio.Task[None], _Sniffer]] = []
+        for task, sniffer in self._tasks.items():
+            if sniffer is None or task in self._evicted:
                 continue
             connection = sniffer.connection
             if connection is None:
-                idle.append((sniffer.started, sniffer))  # no byte of a request yet
+                idle.append((sniffer.started, task, sniffer))  # no byte of a request yet
             elif connection.active_requests == 0 and not connection.closing:
-                idle.append((connection.idle_since, sniffer))
+                idle.append((connection.idle_since, task, sniffer))
         if not idle:
             return False
-        _, oldest = min(idle, key=lambda entry: entry[0])
-        logger.info("at the connection limit: closing the connection idle the longest")
-        oldest.abort()
+        batch = max(1, min(_ACCEPT_BATCH, self._limits.max_connections // 3))
+        logger.info("at the connection limit: closing the %d connections idle the longest", batch)
+        for _, task, sniffer in heapq.nsmallest(batch, idle, key=lambda entry: entry[0]):
+            self._evicted.add(task)
+            sniffer.abort()
         return True
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         self._tasks.pop(task, None)
-        if len(self._tasks) < self._limits.max_connections:
+        self._evicted.discard(task)
+        if not self._at_cap():
             self._room.set()
         if not task.cancelled() and (exc := task.exception()) is not None:
             logger.error("connection task failed", exc_info=exc)
@@ -381,6 +396,10 @@ class HttpServer:
         try:
             if sock.family in (socket.AF_INET, socket.AF_INET6):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                # A fixed send buffer: the kernel's autotuning grows it to megabytes per
+                # socket, so each client that reads nothing could take megabytes of copies
+                # (and of our CPU) before its connection backs up (docs/lite-limits.md).
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
             context = None
             if self._ssl_context is not None:
                 async with asyncio.timeout(SNIFF_TIMEOUT):
