@@ -16,9 +16,9 @@ import threading
 from functools import partial
 from typing import TYPE_CHECKING
 
-from s2kit._sync_core import Loop, Ticket, outcome_of, run
 from s2kit.client._producer import record_ack
 from s2kit.errors import ClosedError, UsageError
+from s2kit.sync._core import Loop, Ticket, outcome_of, run
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

@@ -1,15 +1,6 @@
-"""The blocking API: the same client as :mod:`s2kit`, for code without an event loop.
+"""The blocking client classes: :class:`S2`, :class:`Basin`, :class:`Stream` and sessions.
 
-Every call runs on one background event loop (a daemon thread shared by all blocking clients
-in the process) through the asyncio core, so behaviour, retries and types are identical.
-Sessions are context managers; read sessions are iterators::
-
-    with s2kit.sync.S2.from_env() as s2:
-        stream = s2.basin("my-basin").stream("events")
-        stream.append(AppendInput(records=(Record(body=b"hi"),)))
-        with stream.read_session(start=SeqNum(0)) as session:
-            for batch in session:
-                ...
+Each wraps its asyncio twin and runs every call on the background loop of ``_core``.
 """
 
 from __future__ import annotations
@@ -18,15 +9,15 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from s2kit._sync_core import Ticket
-from s2kit._sync_core import call as _call
-from s2kit._sync_core import run as _run
-from s2kit._sync_producer import Producer
 from s2kit.client import S2 as AsyncS2
 from s2kit.client import AppendSession as AsyncAppendSession
 from s2kit.client import Basin as AsyncBasin
 from s2kit.client import ReadSession as AsyncReadSession
 from s2kit.client import Stream as AsyncStream
+from s2kit.sync._core import Ticket
+from s2kit.sync._core import call as _call
+from s2kit.sync._core import run as _run
+from s2kit.sync._producer import Producer
 from s2kit.types import SeqNum
 
 if TYPE_CHECKING:
@@ -55,8 +46,6 @@ if TYPE_CHECKING:
     )
 
 _FROM_START = SeqNum(0)
-
-__all__ = ["AppendSession", "Basin", "Producer", "ReadSession", "S2", "Stream", "Ticket"]
 
 Named = TypeVar("Named", "BasinInfo", "StreamInfo")
 
@@ -421,7 +410,3 @@ class ReadSession:
     def tail(self) -> StreamPosition | None:
         """The latest tail the server reported (set once the session reached the live tail)."""
         return self._session.tail
-
-
-# Defined in private modules; documented, and repr'd, as this module's.
-Producer.__module__ = Ticket.__module__ = __name__
