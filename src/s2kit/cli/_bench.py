@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from s2kit import Producer
-    from s2kit.cli._main import Commands
+    from s2kit.cli._commands import Commands
 
 CATCHUP_TIMEOUT = 300.0
 EXIT_VERIFICATION = 3

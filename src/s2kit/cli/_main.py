@@ -1,8 +1,8 @@
 """Entry point of the ``s2kit`` command: parses the sub-command and dispatches to it.
 
-Every command module registers its sub-commands through :class:`Commands` and provides
-``async def handler(args, settings) -> int``. This module owns the one place where errors turn
-into exit codes, so every command reports failures the same way: one line on stderr.
+Every command module registers its sub-commands through :class:`~s2kit.cli._commands.Commands`
+and provides ``async def handler(args, settings) -> int``. This module owns the one place where
+errors turn into exit codes, so every command reports failures the same way: one line on stderr.
 """
 
 from __future__ import annotations
@@ -10,21 +10,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import textwrap
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, NoReturn
+from collections.abc import Sequence
 
+from s2kit.cli._commands import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Commands,
+    Handler,
+    Parser,
+)
 from s2kit.cli._config import CliUsageError, Settings, parse_duration, settings_from
 from s2kit.cli._output import describe_error, missing_extra
 from s2kit.errors import S2Error, TransportError, UsageError
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_VERIFICATION = 3
-EXIT_INTERRUPTED = 130
+# Re-exported for command modules written against the old location (prefer ``_commands``).
+__all__ = ["Commands", "main"]
 
-Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
+_Parser = Parser
 
 _EPILOG = """\
 addressing:
@@ -59,39 +63,6 @@ examples:
   s2kit tail -f s2://my-basin/greetings
   s2kit bench my-basin --duration 10s --catchup-delay 2s
 """
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
-
-
-class Commands:
-    """Registers sub-commands with the shared global flags, a summary and an example."""
-
-    def __init__(self, sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
-        self._sub = sub
-        self._common = common
-
-    def add(
-        self, name: str, handler: Handler, summary: str, example: str, *, details: str = ""
-    ) -> argparse.ArgumentParser:
-        """A sub-command running ``handler``; ``example`` is shown in its ``--help``."""
-        description = textwrap.fill(summary[0].upper() + summary[1:] + ".", 79)
-        if details:  # prose is wrapped; preformatted text (with newlines) is kept
-            description += "\n\n" + (details if "\n" in details else textwrap.fill(details, 79))
-        description += "\n\nexample:\n  " + example.replace("\n", "\n  ")
-        p = self._sub.add_parser(
-            name,
-            help=summary,
-            description=description,
-            parents=[self._common],
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        p.set_defaults(handler=handler)
-        return p
 
 
 def _common_flags() -> _Parser:

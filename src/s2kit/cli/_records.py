@@ -30,7 +30,7 @@ from s2kit.errors import UsageError
 
 if TYPE_CHECKING:
     from s2kit import RecordTicket
-    from s2kit.cli._main import Commands
+    from s2kit.cli._commands import Commands
 
 _FOLLOW_WAIT = 2**32 - 1  # the largest `wait` (u32 seconds): follow until a limit is reached
 

@@ -33,7 +33,7 @@ from s2kit.cli._output import print_json, print_kv, print_line, print_table, to_
 
 if TYPE_CHECKING:
     from s2kit import S2
-    from s2kit.cli._main import Commands
+    from s2kit.cli._commands import Commands
 
 _STORAGE = choice_of([c.value for c in StorageClass], "storage class")
 _MODES = choice_of([m.value for m in TimestampingMode], "timestamping mode")
