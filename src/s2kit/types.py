@@ -488,6 +488,9 @@ class Operation(enum.StrEnum):
     ACCOUNT_METRICS = "account-metrics"
     BASIN_METRICS = "basin-metrics"
     STREAM_METRICS = "stream-metrics"
+    LIST_LOCATIONS = "list-locations"
+    GET_DEFAULT_LOCATION = "get-default-location"
+    SET_DEFAULT_LOCATION = "set-default-location"
 
 
 @dataclass(frozen=True, slots=True)

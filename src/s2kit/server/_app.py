@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from s2kit.errors import ErrorCode, ServerError
@@ -27,6 +28,7 @@ from s2kit.server._http import (
     require_json_content_type,
 )
 from s2kit.server._memory import MemoryBudget
+from s2kit.server._routes import Match, Miss, Where, classify
 
 if TYPE_CHECKING:
     from s2kit.server._backend import Backend
@@ -34,7 +36,43 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("s2kit.server")
 
-_NOT_IMPLEMENTED = ("/v1/access-tokens", "/v1/metrics", "/v1/locations")
+_ACCOUNT: dict[str, Callable[[Backend, Reply], Awaitable[None]]] = {
+    "list_basins": resources.list_basins,
+    "create_basin": resources.create_basin,
+}
+_BASIN: dict[str, Callable[[Backend, Reply, str], Awaitable[None]]] = {
+    "get_basin_config": resources.get_basin_config,
+    "ensure_basin": resources.ensure_basin,
+    "reconfigure_basin": resources.reconfigure_basin,
+    "delete_basin": resources.delete_basin,
+    "list_streams": resources.list_streams,
+    "create_stream": resources.create_stream,
+}
+_STREAM: dict[str, Callable[[Backend, Reply, str, str], Awaitable[None]]] = {
+    "get_stream_config": resources.get_stream_config,
+    "ensure_stream": resources.ensure_stream,
+    "reconfigure_stream": resources.reconfigure_stream,
+    "delete_stream": resources.delete_stream,
+    "read": records.read,
+    "append": records.append,
+    "check_tail": records.check_tail,
+}
+"""Handlers by route name (``_routes.ROUTES``), by the resources they take."""
+_STUBS = frozenset(
+    {
+        "not_implemented",
+        "list_access_tokens",
+        "issue_access_token",
+        "revoke_access_token",
+        "account_metrics",
+        "basin_metrics",
+        "stream_metrics",
+        "list_locations",
+        "get_default_location",
+        "set_default_location",
+    }
+)
+"""Routes lite answers ``not_implemented`` (after validating the request, §3.1)."""
 
 
 class App:
@@ -129,89 +167,40 @@ class App:
 
     async def _route(self, reply: Reply) -> None:
         request = reply.request
-        method, path = request.method, request.path
-        if method == "OPTIONS" and self.cors:
+        if request.method == "OPTIONS" and self.cors:
             await self._preflight(reply)
             return
-        if path in ("/health", "/ping"):
-            if method not in ("GET", "HEAD"):  # GET routes answer HEAD too (§3.4)
-                await reply.empty(405)
-                return
+        found = classify(request.method, request.path)
+        if isinstance(found, Miss):  # framework-style empty 404/405 (§3.4)
+            await reply.empty(found.value)
+            return
+        reply.route = found
+        name = found.route.name
+        if name == "health":
             await reply.send(200, b"OK", [("content-type", "text/plain")])
             return
-        if path.startswith(_NOT_IMPLEMENTED):
-            await _check_stub_request(request)
+        await self._dispatch(reply, found)
+
+    async def _dispatch(self, reply: Reply, found: Match) -> None:
+        """Resolve the resources the route names (400s), then run its handler."""
+        route, backend, name = found.route, self.backend, found.route.name
+        basin = stream = None
+        if route.basin is Where.PATH:
+            basin = resources.checked_basin(path_segment(found.params["basin"]))
+        elif route.basin is Where.HEADER:
+            basin = self._basin(reply.request)
+        if route.stream is Where.PATH:
+            stream = resources.checked_stream(path_segment(found.params["stream"]))
+        if name in _STUBS:
+            await _check_stub_request(reply.request)
             raise err(ErrorCode.NOT_IMPLEMENTED, "Not implemented")
-        parts = path.split("/")
-        # ["", "v1", resource, name?, sub?, sub2?]
-        if len(parts) < 3 or parts[1] != "v1" or any(p == "" for p in parts[2:]):
-            await reply.empty(404)
-            return
-        backend = self.backend
-        if parts[2] == "basins":
-            if len(parts) == 3:
-                if method == "GET":
-                    await resources.list_basins(backend, reply)
-                elif method == "POST":
-                    await resources.create_basin(backend, reply)
-                else:
-                    await reply.empty(405)
-                return
-            if len(parts) != 4:
-                await reply.empty(404)
-                return
-            name = resources.checked_basin(path_segment(parts[3]))
-            handler = {
-                "GET": resources.get_basin_config,
-                "PUT": resources.ensure_basin,
-                "PATCH": resources.reconfigure_basin,
-                "DELETE": resources.delete_basin,
-            }.get(method)
-            if handler is None:
-                await reply.empty(405)
-                return
-            await handler(backend, reply, name)
-            return
-        if parts[2] != "streams":
-            await reply.empty(404)
-            return
-        basin = self._basin(request)
-        if len(parts) == 3:
-            if method == "GET":
-                await resources.list_streams(backend, reply, basin)
-            elif method == "POST":
-                await resources.create_stream(backend, reply, basin)
-            else:
-                await reply.empty(405)
-            return
-        stream = path_segment(parts[3])
-        sub = parts[4:]
-        if not sub:
-            stream = resources.checked_stream(stream)
-            handler2 = {
-                "GET": resources.get_stream_config,
-                "PUT": resources.ensure_stream,
-                "PATCH": resources.reconfigure_stream,
-                "DELETE": resources.delete_stream,
-            }.get(method)
-            if handler2 is None:
-                await reply.empty(405)
-                return
-            await handler2(backend, reply, basin, stream)
-        elif sub == ["records"]:
-            if method == "GET":
-                await records.read(backend, reply, basin, stream)
-            elif method == "POST":
-                await records.append(backend, reply, basin, stream)
-            else:
-                await reply.empty(405)
-        elif sub == ["records", "tail"]:
-            if method != "GET":
-                await reply.empty(405)
-                return
-            await records.check_tail(backend, reply, basin, stream)
+        if basin is None:
+            await _ACCOUNT[name](backend, reply)
+        elif route.stream is not Where.PATH:
+            await _BASIN[name](backend, reply, basin)
         else:
-            await reply.empty(404)
+            assert stream is not None
+            await _STREAM[name](backend, reply, basin, stream)
 
     def _basin(self, request: Request) -> str:
         basin = request.header("s2-basin")
@@ -247,10 +236,6 @@ async def _check_stub_request(request: Request) -> None:
             raise err(ErrorCode.BAD_QUERY, "missing query parameter `set`")
         query.u64("start", bits=32)
         query.u64("end", bits=32)
-        if len(parts) > 1:
-            resources.checked_basin(path_segment(parts[1]))
-        if len(parts) > 2:
-            resources.checked_stream(path_segment(parts[2]))
     elif parts[0] == "access-tokens":
         query.u64("limit")
     if request.method in ("POST", "PUT"):

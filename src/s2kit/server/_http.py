@@ -24,6 +24,7 @@ from s2kit.wire._json import JsonInvalid, JsonShapeError, dumps, encode_error, e
 if TYPE_CHECKING:
     from s2kit.server._front import Request, Responder
     from s2kit.server._memory import Share
+    from s2kit.server._routes import Match
 
 T = TypeVar("T")
 
@@ -228,6 +229,8 @@ class Reply:
         self.responder = responder
         self.extra = extra
         self.share = share
+        self.route: Match | None = None
+        """The request's route once the app has classified it (``_routes.py``)."""
 
     async def send(
         self, status: int, body: bytes, headers: list[tuple[str, str]] | None = None
