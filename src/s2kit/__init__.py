@@ -151,6 +151,11 @@ def __getattr__(name: str) -> Any:
     return value
 
 
+def __dir__() -> list[str]:
+    # The exports are resolved lazily, so list them for dir(), help() and tab completion.
+    return sorted({*globals(), *__all__})
+
+
 __all__ = [
     "AccessTokenInfo",
     "AccessTokenScope",

@@ -13,6 +13,7 @@ import json
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -81,12 +82,20 @@ def cli(
     lite_endpoint: LiteEndpoint,
     capsysbinary: pytest.CaptureFixture[bytes],
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> Cli:
-    """The CLI, configured for the module's lite through the environment."""
+    """The CLI, configured for the module's lite through the environment.
+
+    The user's configuration and cache directories are the test's own (``tmp_path/config``,
+    ``tmp_path/cache``), so a developer's ``s2kit config`` never leaks into a test.
+    """
     for key, value in lite_endpoint.env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("S2_SSL_NO_VERIFY", raising=False)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     return Cli(capsysbinary, monkeypatch)
 
 

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import io
 import random
 
 import pytest
 
 from s2kit.cli._bench_report import (
+    LiveView,
     Rate,
     debug_duration,
     format_ns,
@@ -100,3 +102,33 @@ def test_tables_side_by_side_only_from_92_columns() -> None:
     assert wide[1] == "min    :    1.00ms".ljust(48) + "min    :     3.0us"
     assert tables(ack, e2e, columns=91) == [*ack, "", *e2e]
     assert latency_table("Empty", [])[1] == "min    :         -"
+
+
+class _Meters:
+    """What the live view reads, at the widest figures a run can show."""
+
+    def elapsed(self) -> float:
+        return 1234.5
+
+    def rows(self) -> list[tuple[str, Rate, list[int], str]]:
+        rate = Rate(records=123_456_789, record_size=1024, seconds=1234.5)
+        return [
+            ("Write", rate, [1_500_000], "ack"),
+            ("Read", rate, [12_345_000_000], "e2e"),
+        ]
+
+
+def test_live_view_fits_80_columns() -> None:
+    from rich.console import Console
+
+    view = LiveView("s2kit bench (s2-sdk 0.13.0)", 3600.0, _Meters())
+    console = Console(width=80, record=True, file=io.StringIO())
+    console.print(view.render())
+    lines = console.export_text().splitlines()
+    assert len(lines) == 3, lines  # header, write, read: nothing wrapped
+    assert max(len(line.rstrip()) for line in lines) <= 80
+    assert lines[1].split() == [
+        "Write", "97.66", "MiB/s", "100005", "rec/s", "123456789", "records", "ack", "p50",
+        "1.50ms",
+    ]  # fmt: skip
+    assert lines[2].split()[-3:] == ["e2e", "p50", "12.35s"]

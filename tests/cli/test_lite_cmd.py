@@ -3,8 +3,12 @@ flags and busy ports on one line."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+import pytest
 
 from s2kit.testing import LiteProcess
 
@@ -43,3 +47,62 @@ def test_lite_port_in_use(cli: Cli) -> None:
     assert r.code == 1
     assert r.err.startswith(f"s2kit lite: cannot listen on 127.0.0.1:{port}: ")
     assert r.err.count("\n") == 1
+
+
+def _exports(proc: LiteProcess) -> dict[str, str]:
+    """The ``export NAME=VALUE`` lines lite printed after its URL."""
+    assert proc.proc is not None
+    assert proc.proc.stdout is not None
+    exports = {}
+    for line in proc.proc.stdout:
+        if line.startswith("Data is kept"):
+            return exports
+        if line.startswith("  export "):
+            name, _, value = line.split("#")[0].strip().removeprefix("export ").partition("=")
+            exports[name] = value
+    raise AssertionError("lite stopped printing before its data line")
+
+
+async def _official_sdk_lists_basins(url: str) -> list[str]:
+    import s2_sdk
+
+    endpoints = s2_sdk.Endpoints(account=url, basin=url)
+    async with s2_sdk.S2("ignored", endpoints=endpoints) as s2:
+        return [b.name for b in (await s2.list_basins()).items]
+
+
+def test_tls_self_writes_its_certificate_for_other_clients(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    proc = LiteProcess("--tls-self")
+    endpoint = proc.start()
+    try:
+        exports = _exports(proc)
+        assert endpoint.url.startswith("https://127.0.0.1:")
+        cert = Path(exports["SSL_CERT_FILE"])
+        assert exports["NODE_EXTRA_CA_CERTS"] == str(cert)
+        assert cert == tmp_path / "cache" / "s2kit" / f"lite-{endpoint.port}-cert.pem"
+        assert cert.read_bytes().startswith(b"-----BEGIN CERTIFICATE-----")
+        assert "PRIVATE KEY" not in cert.read_text()
+
+        # Unverifiable without the file: the CLI says what to do about it...
+        cli.ok("create-basin", "tls-self-basin", "--endpoint", endpoint.url, "--insecure")
+        r = cli("ls", "--endpoint", endpoint.url)
+        assert r.code == 1
+        assert "CERTIFICATE_VERIFY_FAILED" in r.err
+        assert r.err.endswith(
+            "(the server's certificate is not trusted: for `s2kit lite --tls-self`, export the "
+            "SSL_CERT_FILE line lite printed, or skip verification with --insecure or "
+            "S2_SSL_NO_VERIFY=1)\n"
+        )
+        import s2_sdk
+
+        with pytest.raises(s2_sdk.S2ClientError, match="CERTIFICATE_VERIFY_FAILED"):
+            asyncio.run(_official_sdk_lists_basins(endpoint.url))
+
+        # ...and with it, both SDKs verify lite's certificate over TLS.
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        assert asyncio.run(_official_sdk_lists_basins(endpoint.url)) == ["tls-self-basin"]
+        assert "tls-self-basin" in cli.ok("ls", "--endpoint", endpoint.url).out
+    finally:
+        assert proc.stop() == 0

@@ -37,7 +37,7 @@ def test_help_documents_exit_codes_environment_and_examples(cli: Cli) -> None:
         "reconfigure-basin", "list-streams", "create-stream", "delete-stream",
         "get-stream-config", "reconfigure-stream", "append", "read", "tail", "check-tail",
         "fence", "trim", "issue-access-token", "list-access-tokens", "revoke-access-token",
-        "bench", "lite",
+        "bench", "config", "lite",
     ):  # fmt: skip
         assert f"\n    {command}" in r.out, command
         sub = cli(command, "--help")
@@ -71,8 +71,8 @@ def test_missing_access_token(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None
     r = cli("list-basins")
     assert r.code == 2
     assert r.err == (
-        "s2kit list-basins: error: no access token: set S2_ACCESS_TOKEN or pass --access-token "
-        "(lite ignores it: any value will do)\n"
+        "s2kit list-basins: error: no access token: set S2_ACCESS_TOKEN, pass --access-token or "
+        "run `s2kit config set access_token TOKEN` (lite ignores it: any value will do)\n"
     )
     assert cli("list-basins", "--access-token", "t").code == 0
 

@@ -180,8 +180,16 @@ def test_trim(cli: Cli, basin: str) -> None:
 def test_check_tail(cli: Cli, basin: str) -> None:
     uri = f"s2://{basin}/tail"
     cli.ok("append", uri, "--format", "json", stdin='{"body": "a", "timestamp": 1234}\n')
-    assert cli.ok("check-tail", uri).out == "1\t1234\n"
-    assert cli.ok("--json", "check-tail", uri).json == {"seq_num": 1, "timestamp": 1234}
+    cli.ok("append", uri, "--format", "json", stdin='{"body": "b", "timestamp": 1796436181227}')
+    assert cli.ok("check-tail", uri).lines == [
+        "next seq_num    2",
+        "last timestamp  2026-12-05T02:03:01.227Z (1796436181227 ms)",
+    ]
+    assert cli.ok("--json", "check-tail", uri).json == {"seq_num": 2, "timestamp": 1796436181227}
+    cli.ok("create-stream", f"s2://{basin}/empty")
+    assert cli.ok("check-tail", f"s2://{basin}/empty").out == (
+        "next seq_num    0 (the stream is empty)\n"
+    )
     r = cli("check-tail", f"s2://{basin}/never-written")  # the basin creates on append only
     assert r.code == 1
     assert "[stream_not_found, HTTP 404]" in r.err

@@ -40,6 +40,55 @@ def test_bad_endpoints_are_usage_errors(account: str, basin: str) -> None:
         Endpoints(account=account, basin=basin)
 
 
+def test_local_endpoints_without_a_scheme_are_refused_with_both_spellings() -> None:
+    # Lite serves plain HTTP unless told otherwise, so the official "https if omitted" rule
+    # would make 127.0.0.1:8080 fail later as an opaque TLS error.
+    for hostport in ("127.0.0.1:8080", "localhost:8080", "[::1]:8080", "10.1.2.3"):
+        with pytest.raises(UsageError) as exc:
+            Endpoints.for_url(hostport)
+        assert str(exc.value) == (
+            f"account endpoint {hostport!r} has no scheme: write http://{hostport} (lite "
+            f"without TLS) or https://{hostport}"
+        )
+    # Names keep the official rule: no scheme means https.
+    assert Endpoints.for_url("s2.example.com:8443").account == "https://s2.example.com:8443"
+
+
+def test_one_endpoint_derives_the_other() -> None:
+    lite = "http://127.0.0.1:8080"
+    assert Endpoints.derive(lite) == Endpoints.for_url(lite)
+    assert Endpoints.derive(basin=lite) == Endpoints.for_url(lite)
+    assert Endpoints.derive() == Endpoints() == Endpoints.default()
+    # The cloud's own endpoints keep the cloud's other one.
+    assert Endpoints.derive("https://aws.s2.dev").basin == "https://{basin}.b.s2.dev"
+    assert Endpoints.derive(basin="{basin}.zone.example").account == "https://a.s2.dev"
+    with pytest.raises(UsageError) as exc:
+        Endpoints.derive(basin="http://{basin}.localhost:8080")
+    assert str(exc.value) == (
+        "the basin endpoint is set but the account endpoint is not, and the S2 cloud default "
+        "for it, https://a.s2.dev, uses another scheme: set the account endpoint too (for "
+        "lite: the same URL)"
+    )
+    with pytest.raises(UsageError) as exc:
+        Endpoints(account=lite, basin="https://{basin}.b.s2.dev")
+    assert str(exc.value) == (
+        "account endpoint http://127.0.0.1:8080 and basin endpoint https://{basin}.b.s2.dev "
+        "must use the same scheme"
+    )
+
+
+async def test_a_url_string_is_accepted_as_endpoints(endpoint: Endpoint) -> None:
+    async with s2kit.S2(TOKEN, endpoints=endpoint.url, ssl_context=endpoint.ssl_context()) as s2:
+        assert s2.endpoints == Endpoints.for_url(endpoint.url)
+        name = unique("url-str")
+        await s2.create_basin(name)
+        assert [b.name async for b in s2.iter_basins(prefix=name)] == [name]
+    with pytest.raises(TypeError, match="endpoints must be an Endpoints or a URL string"):
+        s2kit.S2(TOKEN, endpoints=("http://127.0.0.1:8080",))  # type: ignore[arg-type]
+    with pytest.raises(UsageError):
+        s2kit.S2(TOKEN, endpoints="127.0.0.1:8080")
+
+
 def test_endpoints_normalise_and_route() -> None:
     direct = Endpoints.for_url("http://127.0.0.1:8080/")
     assert (direct.account, direct.basin) == ("http://127.0.0.1:8080", "http://127.0.0.1:8080")
@@ -130,6 +179,19 @@ def test_endpoints_from_env_fall_back_to_the_cloud(monkeypatch: pytest.MonkeyPat
     endpoints = Endpoints.from_env()
     assert endpoints.account == Endpoints().account
     assert endpoints.basin_url("b-123456") == "https://b-123456.zone.example"
+
+
+async def test_from_env_with_only_the_account_endpoint_reaches_lite(
+    endpoint: Endpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("S2_ACCESS_TOKEN", TOKEN)
+    monkeypatch.setenv("S2_ACCOUNT_ENDPOINT", endpoint.url)
+    monkeypatch.delenv("S2_BASIN_ENDPOINT", raising=False)
+    async with s2kit.S2.from_env(ssl_context=endpoint.ssl_context()) as s2:
+        assert s2.endpoints == Endpoints.for_url(endpoint.url)
+        name = unique("one-env")
+        await s2.create_basin(name)
+        await s2.basin(name).create_stream("s")  # a basin request: the derived endpoint
 
 
 # --- connecting -------------------------------------------------------------------------------

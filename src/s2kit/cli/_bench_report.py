@@ -170,7 +170,7 @@ class LiveView:
         self._src = sources
         self._live = Live(
             console=self._console,
-            get_renderable=self._render,
+            get_renderable=self.render,
             refresh_per_second=20,
             transient=True,
         )
@@ -189,23 +189,31 @@ class LiveView:
     def __exit__(self, *exc: object) -> None:
         self._live.stop()
 
-    def _render(self) -> Any:
+    def render(self) -> Any:
+        """The view as it is now: a header line and one line per meter, within 80 columns."""
+        from rich.console import Group
         from rich.progress_bar import ProgressBar
         from rich.table import Table
 
         src = self._src
-        elapsed = src.elapsed()
-        grid = Table.grid(padding=(0, 2))
-        grid.add_row(
+        elapsed = min(src.elapsed(), self._duration)
+        header = Table.grid(padding=(0, 2))
+        header.add_row(
             f"[bold]{self._title}[/]",
-            ProgressBar(total=self._duration or 1, completed=min(elapsed, self._duration)),
-            f"{min(elapsed, self._duration):.1f}s / {self._duration:.0f}s",
+            ProgressBar(total=self._duration or 1, completed=elapsed, width=24),
+            f"{elapsed:.1f}s / {self._duration:.0f}s",
         )
+        # One column per figure, so the lines stay short and the numbers line up.
+        meters = Table.grid(padding=(0, 2))
+        for justify in ("left", "right", "right", "right", "left"):
+            meters.add_column(justify=justify)
         for label, rate, recent, what in src.rows():
             p50 = percentiles(recent).get("p50")
-            grid.add_row(
+            meters.add_row(
                 label,
-                f"{rate.mib_per_s:8.2f} MiB/s  {rate.records_per_s:8.0f} records/s",
-                f"{rate.records} records, {what} p50 {format_ns(p50) if p50 is not None else '-'}",
+                f"{rate.mib_per_s:.2f} MiB/s",
+                f"{rate.records_per_s:.0f} rec/s",
+                f"{rate.records} records",
+                f"{what} p50 {format_ns(p50) if p50 is not None else '-'}",
             )
-        return grid
+        return Group(header, meters)

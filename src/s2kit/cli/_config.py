@@ -1,9 +1,12 @@
 """Where the CLI connects and what it operates on: settings, ``s2://`` URIs, durations.
 
 Settings come from flags first, then the environment (``S2_ACCESS_TOKEN``,
-``S2_ACCOUNT_ENDPOINT``, ``S2_BASIN_ENDPOINT``, ``S2_SSL_NO_VERIFY``), then the S2 cloud
-defaults. Every parsing helper raises :class:`CliUsageError` (exit code 2) or, when used as an
-argparse ``type=``, :class:`argparse.ArgumentTypeError`, so a bad value never reaches the server.
+``S2_ACCOUNT_ENDPOINT``, ``S2_BASIN_ENDPOINT``, ``S2_SSL_NO_VERIFY``), then the user's
+configuration file (``s2kit config``, :mod:`s2kit.cli._config_file`), then the S2 cloud
+defaults. With one endpoint given, the other follows :meth:`s2kit.Endpoints.derive`.
+
+Every parsing helper raises :class:`CliUsageError` (exit code 2) or, when used as an argparse
+``type=``, :class:`argparse.ArgumentTypeError`, so a bad value never reaches the server.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import os
 import re
 import ssl
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from s2kit import S2, AppendRetryPolicy, Endpoints, Retry, Timeout
 from s2kit.errors import UsageError
@@ -24,6 +27,8 @@ if TYPE_CHECKING:
 DEFAULT_REQUEST_TIMEOUT = 30.0
 """The official CLI's request timeout (bench spec §1.6), longer than the SDK's 5 s."""
 
+MAX_STREAM_NAME_BYTES = 512
+"""Stream names are 1-512 bytes of UTF-8 (and not ``.`` or ``..``)."""
 _BASIN_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([a-zµ]+)")
 _UNITS = {
@@ -66,36 +71,47 @@ def settings_from(args: argparse.Namespace) -> Settings:
     """Resolve the connection settings from the global flags and the environment.
 
     Raises:
-        CliUsageError: no access token, or an endpoint that is not an http(s) origin.
+        CliUsageError: no access token, an endpoint that is not an http(s) origin, or a
+            configuration file that cannot be read.
     """
-    token = getattr(args, "access_token", None) or os.environ.get("S2_ACCESS_TOKEN")
+    from s2kit.cli._config_file import ConfigFileError, load
+
+    try:
+        saved = load()
+    except ConfigFileError as exc:
+        raise CliUsageError(str(exc)) from None
+    token = (
+        getattr(args, "access_token", None)
+        or os.environ.get("S2_ACCESS_TOKEN")
+        or saved.get("access_token")
+    )
     if not token:
         raise CliUsageError(
-            "no access token: set S2_ACCESS_TOKEN or pass --access-token "
-            "(lite ignores it: any value will do)"
+            "no access token: set S2_ACCESS_TOKEN, pass --access-token or run "
+            "`s2kit config set access_token TOKEN` (lite ignores it: any value will do)"
         )
     both = getattr(args, "endpoint", None)
-    default = Endpoints()
     account = (
         getattr(args, "account_endpoint", None)
         or both
         or os.environ.get("S2_ACCOUNT_ENDPOINT")
-        or default.account
+        or saved.get("account_endpoint")
     )
     basin = (
         getattr(args, "basin_endpoint", None)
         or both
         or os.environ.get("S2_BASIN_ENDPOINT")
-        or default.basin
+        or saved.get("basin_endpoint")
     )
     try:
-        endpoints = Endpoints(account=account, basin=basin)
+        endpoints = Endpoints.derive(account, basin)
     except UsageError as exc:
         raise CliUsageError(str(exc)) from None
-    insecure = bool(getattr(args, "insecure", False)) or os.environ.get(
-        "S2_SSL_NO_VERIFY", ""
-    ).lower() in ("1", "true", "yes")
+    no_verify = os.environ.get("S2_SSL_NO_VERIFY") or saved.get("ssl_no_verify", "")
+    insecure = bool(getattr(args, "insecure", False)) or no_verify.lower() in ("1", "true", "yes")
     timeout = getattr(args, "request_timeout", None)
+    if timeout is None and "request_timeout" in saved:
+        timeout = parse_duration(saved["request_timeout"])
     return Settings(
         access_token=token,
         endpoints=endpoints,
@@ -181,6 +197,13 @@ def stream_arg(text: str) -> StreamUri:
     basin, stream = _split_uri(text)
     if not stream:
         raise argparse.ArgumentTypeError(f"malformed URI {text!r}: the stream name is missing")
+    size = len(stream.encode(errors="surrogateescape"))
+    if size > MAX_STREAM_NAME_BYTES:
+        raise argparse.ArgumentTypeError(
+            f"stream name too long: {size} bytes, at most {MAX_STREAM_NAME_BYTES} are allowed"
+        )
+    if stream in (".", ".."):
+        raise argparse.ArgumentTypeError(f"invalid stream name {stream!r}")
     return StreamUri(basin, stream)
 
 
@@ -219,6 +242,22 @@ def parse_duration(text: str) -> float:
     )
 
 
+def format_duration(secs: float) -> str:
+    """``secs`` as :func:`parse_duration` reads it back: ``7d``, ``1h 30m``, ``250ms``, ``0s``."""
+    ms = round(secs * 1000)
+    parts = []
+    for unit, scale in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000)):
+        if ms >= scale:
+            parts.append(f"{ms // scale}{unit}")
+            ms %= scale
+    if ms >= 1000:
+        parts.append(f"{ms // 1000}s")
+        ms %= 1000
+    if ms:
+        parts.append(f"{ms}ms")
+    return " ".join(parts) or "0s"
+
+
 def duration_secs(text: str) -> int:
     """argparse type: a duration in whole seconds."""
     return round(parse_duration(text))
@@ -250,7 +289,15 @@ def boolean(text: str) -> bool:
         return True
     if t in ("false", "no", "off", "0"):
         return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    raise argparse.ArgumentTypeError(
+        f"expected true or false, got {text!r} (a bare flag means true; put it after the "
+        "positional arguments or give the value)"
+    )
+
+
+def add_bool_flag(group: Any, flag: str, help: str | None = None) -> None:
+    """``--flag`` (true), or ``--flag true|false``: the official CLI takes both spellings."""
+    group.add_argument(flag, type=boolean, nargs="?", const=True, metavar="BOOL", help=help)
 
 
 def choice_of(values: list[str], what: str) -> Callable[[str], str]:

@@ -3,7 +3,9 @@
 * ``text``: the line is the body (UTF-8; a trailing ``\\r\\n`` or ``\\n`` is not part of it).
   Reading writes each body and a newline; command records are noted on stderr instead.
 * ``json``: ``{"body": "...", "headers": [["name", "value"]], "timestamp": 123}`` with UTF-8
-  strings; reads add ``seq_num``. What ``read`` prints, ``append`` accepts.
+  strings; reads add ``seq_num``. What ``read`` prints, ``append`` accepts. A record that is
+  not UTF-8 has no such form: ``read`` stops there with an error naming ``base64`` rather than
+  print a lossy copy.
 * ``base64``: the same objects, with body, header names and values base64-encoded (binary safe;
   S2's ``s2-format: base64``).
 """
@@ -15,6 +17,7 @@ import base64
 import binascii
 import json
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import IO, Any
 
 from s2kit import Record, SequencedRecord
@@ -28,7 +31,8 @@ FORMATS_HELP = """\
 formats (--format), one record per line:
   text    the line is the body (a trailing \\n or \\r\\n is not part of it)
   json    {"body": "...", "headers": [["name", "value"]], "timestamp": 123}, UTF-8 strings
-          (read adds "seq_num"; what read prints, append accepts)
+          (read adds "seq_num"; what read prints, append accepts; read stops with an
+          error at a record that is not UTF-8 rather than print it lossily)
   base64  the same objects with body, header names and values base64-encoded (binary safe)"""
 
 
@@ -109,8 +113,26 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+class NotText(ValueError):
+    """A record has bytes that are not UTF-8, so ``--format json`` cannot show it losslessly."""
+
+
+def _utf8(seq_num: int, data: bytes) -> str:
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        raise NotText(
+            f"the record at seq_num {seq_num} is not UTF-8 text, which --format json would "
+            "corrupt: use --format base64 (binary safe) or text"
+        ) from None
+
+
 def format_record(r: SequencedRecord, fmt: str) -> bytes | None:
-    """A read record as one output line (None: not printed in this format)."""
+    """A read record as one output line (None: not printed in this format).
+
+    Raises:
+        NotText: ``fmt`` is ``json`` and the record's body or a header is not UTF-8.
+    """
     if fmt == "text":
         if r.is_command:
             op = r.headers[0][1].decode("utf-8", "replace")
@@ -120,7 +142,7 @@ def format_record(r: SequencedRecord, fmt: str) -> bytes | None:
             note(f"s2kit: seq_num {r.seq_num}: {op} command record {detail}".rstrip())
             return None
         return r.body + b"\n"
-    enc = _b64 if fmt == "base64" else (lambda b: b.decode("utf-8", "replace"))
+    enc = _b64 if fmt == "base64" else partial(_utf8, r.seq_num)
     obj = {
         "seq_num": r.seq_num,
         "timestamp": r.timestamp,

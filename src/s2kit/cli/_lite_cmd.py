@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import signal
+import ssl
 import sys
+import tempfile
 
 from s2kit.server import DataDirError, Lite, LiteConfig
 from s2kit.server._app import is_loopback
@@ -14,7 +17,7 @@ from s2kit.server._front import (
     Limits,
     TlsConfigError,
     default_max_connections,
-    make_self_signed_context,
+    generate_self_signed_cert,
     make_server_context,
     raise_fd_limit,
 )
@@ -40,9 +43,10 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write("s2kit lite: --tls-cert and --tls-key go together\n")
         return 2
     ssl_context = None
+    self_signed: bytes | None = None
     try:
         if args.tls_self:
-            ssl_context = make_self_signed_context()
+            ssl_context, self_signed = _self_signed()
         elif args.tls_cert:
             ssl_context = make_server_context(args.tls_cert, args.tls_key)
     except TlsConfigError as exc:
@@ -87,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         )
     try:
         _tune_gc()
-        asyncio.run(_serve(config))
+        asyncio.run(_serve(config, self_signed))
     except DataDirError as exc:
         sys.stderr.write(f"s2kit lite: {exc}\n")
         return 1
@@ -101,7 +105,45 @@ class _ListenError(Exception):
     """The port cannot be bound (in use, no permission)."""
 
 
-async def _serve(config: LiteConfig) -> None:
+def _self_signed() -> tuple[ssl.SSLContext, bytes]:
+    """A server context with a fresh self-signed certificate, and that certificate (PEM)."""
+    cert_pem, key_pem = generate_self_signed_cert()
+    # ssl loads keys from files only: the key lives in a private directory for a moment.
+    with tempfile.TemporaryDirectory(prefix="s2kit-tls-") as directory:
+        paths = [os.path.join(directory, name) for name in ("cert.pem", "key.pem")]
+        for path, data in zip(paths, (cert_pem, key_pem), strict=True):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as file:
+                file.write(data)
+        return make_server_context(*paths), cert_pem
+
+
+def _write_cert(cert_pem: bytes, port: int) -> str:
+    """Save the self-signed certificate where clients can be pointed at it; returns the path.
+
+    One file per port, so restarting lite on a port refreshes the file its clients already
+    name. The user's cache directory is preferred (it survives reboots, others cannot plant a
+    file there); a fresh temporary directory serves when it is not writable.
+    """
+    from s2kit.cli._config_file import cache_dir
+
+    name = f"lite-{port}-cert.pem"
+    try:
+        directory = cache_dir()
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / name
+        tmp = directory / f".{name}.{os.getpid()}"
+        tmp.write_bytes(cert_pem)
+        os.replace(tmp, path)
+        return str(path)
+    except OSError:
+        path_str = os.path.join(tempfile.mkdtemp(prefix="s2kit-lite-"), name)
+        with open(path_str, "wb") as file:
+            file.write(cert_pem)
+        return path_str
+
+
+async def _serve(config: LiteConfig, self_signed: bytes | None = None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -122,8 +164,14 @@ async def _serve(config: LiteConfig) -> None:
             f"  export S2_BASIN_ENDPOINT={url}",
             "  export S2_ACCESS_TOKEN=ignored",
         ]
-        if config.ssl_context is not None:
-            lines.append("  export S2_SSL_NO_VERIFY=1  # self-signed certificate")
+        if self_signed is not None:
+            cert = _write_cert(self_signed, lite.port)
+            lines += [
+                f"  export SSL_CERT_FILE={cert}  # trust lite's self-signed certificate",
+                f"  export NODE_EXTRA_CA_CERTS={cert}  # the same for Node.js",
+                "  # SSL_CERT_FILE replaces the trusted CAs in that shell (Python, OpenSSL, curl);",
+                "  # or skip TLS checks instead: export S2_SSL_NO_VERIFY=1 (s2kit, the s2 CLI)",
+            ]
         if config.data_dir is not None:
             lines.append(f"Data is kept durably in {config.data_dir}")
         else:

@@ -35,12 +35,16 @@ addressing:
   Basins are named directly (my-basin) or as s2://my-basin; streams are s2://BASIN/STREAM
   (the stream name may contain '/').
 
-configuration (flags win over the environment):
+configuration (flags win over the environment, which wins over `s2kit config`):
   S2_ACCESS_TOKEN       access token (--access-token); lite ignores it but one must be set
   S2_ACCOUNT_ENDPOINT   account endpoint (--account-endpoint), default https://a.s2.dev
   S2_BASIN_ENDPOINT     basin endpoint (--basin-endpoint), default https://{basin}.b.s2.dev
   S2_SSL_NO_VERIFY=1    skip TLS certificate checks (--insecure), e.g. for lite --tls-self
-  --endpoint URL sets both endpoints at once (lite serves both on one URL).
+  --endpoint URL sets both endpoints at once (lite serves both on one URL). With only one
+  endpoint set, the other follows it, or is the S2 cloud's when the one set is the cloud's.
+  Endpoints without a scheme mean https, except local addresses (localhost, 127.0.0.1, ...),
+  which must say http:// or https://. `s2kit config set KEY VALUE` keeps settings in
+  ~/.config/s2kit/config.toml (see `s2kit config --help`).
 
 output:
   Human-readable text on stdout by default; --json prints JSON documents for scripts.
@@ -57,7 +61,7 @@ examples:
   s2kit lite --port 8080 &
   export S2_ACCESS_TOKEN=ignored S2_ACCOUNT_ENDPOINT=http://localhost:8080 \\
          S2_BASIN_ENDPOINT=http://localhost:8080
-  s2kit create-basin my-basin --create-stream-on-append true
+  s2kit create-basin my-basin --create-stream-on-append
   printf 'hello\\nworld\\n' | s2kit append s2://my-basin/greetings
   s2kit read s2://my-basin/greetings --seq-num 0
   s2kit tail -f s2://my-basin/greetings
@@ -89,7 +93,8 @@ def _common_flags() -> _Parser:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every sub-command."""
-    from s2kit.cli import _bench, _records, _resources, _tokens
+    from s2kit import __version__
+    from s2kit.cli import _bench, _config_file, _records, _resources, _tokens
 
     common = _common_flags()
     parser = _Parser(
@@ -99,12 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[common],
     )
+    parser.add_argument("--version", action="version", version=f"s2kit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     cmds = Commands(sub, common)
     _resources.add_parsers(cmds)
     _records.add_parsers(cmds)
     _tokens.add_parsers(cmds)
     _bench.add_parser(cmds)
+    _config_file.add_parser(cmds)
     _add_lite(sub)
     return parser
 
@@ -258,6 +265,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ImportError as exc:
             return _missing_extra("lite", exc)
         return _lite_cmd.run(args)
+    if args.command == "config":
+        from s2kit.cli import _config_file
+
+        return _config_file.run(args)
     return _dispatch(args.command, args.handler, args)
 
 
@@ -282,7 +293,8 @@ def _dispatch(command: str, handler: Handler, args: argparse.Namespace) -> int:
             hint = " (check --endpoint or S2_ACCOUNT_ENDPOINT / S2_BASIN_ENDPOINT)"
         return _fail(command, describe_error(exc, hint), EXIT_ERROR)
     except KeyboardInterrupt:
-        return _fail(command, "interrupted", EXIT_INTERRUPTED)
+        # Ctrl+C is how `tail -f` and `read --follow` end: the exit status says it, quietly.
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (``s2kit read ... | head``): not an error of ours.
         _silence_stdout()

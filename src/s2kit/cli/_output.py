@@ -87,9 +87,8 @@ def _scalar(v: Any) -> str:
     return str(v)
 
 
-def print_kv(obj: Any) -> None:
-    """A configuration as aligned ``key  value`` lines."""
-    pairs = flatten(obj)
+def print_kv(pairs: list[tuple[str, str]]) -> None:
+    """Aligned ``key  value`` lines (e.g. of :func:`flatten`)."""
     width = max((len(k) for k, _ in pairs), default=0)
     for k, v in pairs:
         print_line(f"{k.ljust(width)}  {v}")
@@ -116,12 +115,32 @@ def describe_error(exc: S2Error, settings_hint: str = "") -> str:
             hint = " (this server does not support the operation; lite has no access tokens)"
         return f"{exc.message} [{exc.code}, HTTP {exc.status}]{hint}"
     if isinstance(exc, ConnectError):
-        return f"{exc}{settings_hint}"
+        return f"{exc}{_tls_hint(str(exc)) or settings_hint}"
     if isinstance(exc, RequestTimeout):
         return f"timed out: {exc} (see --request-timeout)"
     if isinstance(exc, TransportError):
         return f"network error: {exc}"
     return str(exc) or type(exc).__name__
+
+
+_UNTRUSTED = (
+    " (the server's certificate is not trusted: for `s2kit lite --tls-self`, export the "
+    "SSL_CERT_FILE line lite printed, or skip verification with --insecure or "
+    "S2_SSL_NO_VERIFY=1)"
+)
+_NOT_TLS = (
+    " (the server does not speak TLS there: use http:// for lite started without TLS; an "
+    "endpoint without a scheme means https)"
+)
+
+
+def _tls_hint(message: str) -> str:
+    """What to do about a TLS handshake failure, told apart by OpenSSL's reason text."""
+    if "CERTIFICATE_VERIFY_FAILED" in message:
+        return _UNTRUSTED
+    if "WRONG_VERSION_NUMBER" in message or "record layer failure" in message:
+        return _NOT_TLS
+    return ""
 
 
 def missing_extra(extra: str, exc: ImportError) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
 
 from s2kit import (
@@ -24,7 +25,14 @@ from s2kit.cli._config import (
     positive_int,
     stream_arg,
 )
-from s2kit.cli._formats import FORMAT, FORMATS_HELP, format_record, lines, parse_record
+from s2kit.cli._formats import (
+    FORMAT,
+    FORMATS_HELP,
+    NotText,
+    format_record,
+    lines,
+    parse_record,
+)
 from s2kit.cli._output import note, print_json, print_line
 from s2kit.errors import UsageError
 
@@ -113,11 +121,13 @@ def _start_spec(text: str) -> SeqNum | Timestamp | TailOffset:
         "tail_offset": TailOffset,
     }
     conv = starts.get(kind)
-    if conv is None:
+    value = value.strip()
+    if conv is None or not (value.isascii() and value.isdigit()):
         raise argparse.ArgumentTypeError(
-            f"invalid start {text!r}: use N, seq:N, timestamp:MS or tail-offset:N"
+            f"invalid start {text!r}: use N or seq:N (a seq_num), timestamp:MS (milliseconds "
+            "since the epoch) or tail-offset:N (N records before the tail)"
         )
-    return conv(non_negative_int(value))
+    return conv(int(value))
 
 
 async def _read_out(
@@ -141,7 +151,11 @@ async def _read_out(
         async with session:
             async for batch in session:
                 for r in batch.records:
-                    line = format_record(r, fmt)
+                    try:
+                        line = format_record(r, fmt)
+                    except NotText as exc:
+                        out.flush()
+                        raise CliUsageError(str(exc)) from None
                     if line is not None:
                         out.write(line)
                 out.flush()
@@ -172,9 +186,21 @@ async def check_tail(args: argparse.Namespace, settings: Settings) -> int:
         pos = await s2.basin(args.uri.basin).stream(args.uri.stream).check_tail()
     if settings.json:
         print_json(pos)
+    elif pos.seq_num == 0:
+        print_line("next seq_num    0 (the stream is empty)")
     else:
-        print_line(f"{pos.seq_num}\t{pos.timestamp}")
+        print_line(f"next seq_num    {pos.seq_num}")
+        print_line(f"last timestamp  {_iso_ms(pos.timestamp)} ({pos.timestamp} ms)")
     return 0
+
+
+def _iso_ms(ms: int) -> str:
+    """Milliseconds since the epoch as ISO 8601 UTC (``-`` beyond what datetime holds)."""
+    try:
+        when = datetime.fromtimestamp(ms / 1000, UTC)
+    except (OverflowError, ValueError, OSError):
+        return "-"
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 async def _command(args: argparse.Namespace, settings: Settings, record: Record) -> Any:
@@ -316,7 +342,7 @@ def add_parsers(cmds: Commands) -> None:
     p = cmds.add(
         "check-tail",
         check_tail,
-        "print the next seq_num and the last timestamp",
+        "print the next seq_num and the time of the last record",
         "s2kit check-tail s2://my-basin/logs",
     )
     _uri(p)

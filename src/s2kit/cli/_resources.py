@@ -20,16 +20,24 @@ from s2kit import (
 from s2kit.cli._config import (
     CliUsageError,
     Settings,
+    add_bool_flag,
     basin_arg,
     basin_prefix_arg,
-    boolean,
     choice_of,
     duration_secs,
+    format_duration,
     make_client,
     positive_int,
     stream_arg,
 )
-from s2kit.cli._output import print_json, print_kv, print_line, print_table, to_jsonable
+from s2kit.cli._output import (
+    flatten,
+    print_json,
+    print_kv,
+    print_line,
+    print_table,
+    to_jsonable,
+)
 
 if TYPE_CHECKING:
     from s2kit import S2
@@ -58,12 +66,7 @@ def _stream_config_flags(p: argparse.ArgumentParser, what: str) -> None:
     g.add_argument(
         "--timestamping-mode", type=_MODES, help="client-prefer, client-require or arrival"
     )
-    g.add_argument(
-        "--timestamping-uncapped",
-        type=boolean,
-        metavar="BOOL",
-        help="true: allow client timestamps in the future",
-    )
+    add_bool_flag(g, "--timestamping-uncapped", "allow client timestamps in the future")
     g.add_argument(
         "--delete-on-empty-min-age",
         type=duration_secs,
@@ -74,8 +77,8 @@ def _stream_config_flags(p: argparse.ArgumentParser, what: str) -> None:
 
 def _basin_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("basin configuration")
-    g.add_argument("--create-stream-on-append", type=boolean, metavar="BOOL")
-    g.add_argument("--create-stream-on-read", type=boolean, metavar="BOOL")
+    add_bool_flag(g, "--create-stream-on-append", "create a stream when it is appended to")
+    add_bool_flag(g, "--create-stream-on-read", "create a stream when it is read")
     g.add_argument("--stream-cipher", type=_CIPHERS, help="aegis-256 or aes-256-gcm")
     _stream_config_flags(p, "default stream configuration")
 
@@ -121,6 +124,21 @@ def stream_reconfiguration_from(args: argparse.Namespace) -> StreamReconfigurati
         timestamping=ts,
         delete_on_empty_min_age_secs=_keep(args.delete_on_empty_min_age),
     )
+
+
+def _print_config(config: Any, js: bool) -> None:
+    """JSON as the API has it; for people, durations as the flags take them (``7d``)."""
+    if js:
+        print_json(config)
+        return
+    rows = []
+    for key, value in flatten(config):
+        if key.endswith("retention_policy") and value.isdigit():
+            value = format_duration(int(value))
+        elif key.endswith("delete_on_empty_min_age_secs") and value.isdigit():
+            key, value = key.removesuffix("_secs"), format_duration(int(value))
+        rows.append((key, value))
+    print_kv(rows)
 
 
 # --- basins -------------------------------------------------------------------------------------
@@ -206,7 +224,7 @@ async def get_basin_config(args: argparse.Namespace, settings: Settings) -> int:
     """``get-basin-config``."""
     async with make_client(settings) as s2:
         config = await s2.get_basin_config(args.basin)
-    (print_json if settings.json else print_kv)(config)
+    _print_config(config, settings.json)
     return 0
 
 
@@ -223,7 +241,7 @@ async def reconfigure_basin(args: argparse.Namespace, settings: Settings) -> int
         raise CliUsageError("nothing to change: give at least one configuration flag")
     async with make_client(settings) as s2:
         config = await s2.reconfigure_basin(args.basin, changes)
-    (print_json if settings.json else print_kv)(config)
+    _print_config(config, settings.json)
     return 0
 
 
@@ -239,6 +257,10 @@ async def _list_streams(
         return await b.list_streams(prefix=prefix, start_after=start_after)
 
     streams = await _collect(pages, start_after, limit)
+    if not streams:
+        # A basin that does not exist lists as empty on some servers (lite): ask for it, so a
+        # typo fails (basin_not_found) instead of printing an empty table.
+        await s2.get_basin_config(basin)
     if js:
         print_json([_info(s) for s in streams])
     else:
@@ -299,7 +321,7 @@ async def get_stream_config(args: argparse.Namespace, settings: Settings) -> int
     """``get-stream-config``."""
     async with make_client(settings) as s2:
         config = await s2.basin(args.uri.basin).get_stream_config(args.uri.stream)
-    (print_json if settings.json else print_kv)(config)
+    _print_config(config, settings.json)
     return 0
 
 
@@ -310,7 +332,7 @@ async def reconfigure_stream(args: argparse.Namespace, settings: Settings) -> in
         raise CliUsageError("nothing to change: give at least one configuration flag")
     async with make_client(settings) as s2:
         config = await s2.basin(args.uri.basin).reconfigure_stream(args.uri.stream, changes)
-    (print_json if settings.json else print_kv)(config)
+    _print_config(config, settings.json)
     return 0
 
 
@@ -334,7 +356,7 @@ def add_parsers(cmds: Commands) -> None:
         "create-basin",
         create_basin,
         "create a basin",
-        "s2kit create-basin my-basin --create-stream-on-append true --storage-class express",
+        "s2kit create-basin my-basin --create-stream-on-append --storage-class express",
     )
     p.add_argument("basin", type=basin_arg, metavar="BASIN")
     _basin_flags(p)

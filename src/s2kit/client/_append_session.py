@@ -222,7 +222,7 @@ class AppendSession:
         try:
             metered = validate_append_input(inp)
         except InvalidBatch as exc:
-            raise UsageError(str(exc)) from None
+            raise UsageError(exc.for_client) from None
         while True:
             self._check_open()
             s = self._s

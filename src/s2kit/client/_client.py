@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import ssl
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -34,17 +35,42 @@ Named = TypeVar("Named", BasinInfo, StreamInfo)
 
 
 async def all_pages(
-    list_page: Callable[..., Awaitable[Page[Named]]], prefix: str, page_size: int | None
+    list_page: Callable[..., Awaitable[Page[Named]]],
+    prefix: str,
+    page_size: int | None,
+    *,
+    start_after: str = "",
+    include_deleted: bool = True,
 ) -> AsyncIterator[Named]:
     """Every item of a listing, following ``start_after`` from page to page (§3.0)."""
-    start_after = ""
     while True:
         page = await list_page(prefix=prefix, start_after=start_after, limit=page_size)
         for item in page.items:
-            yield item
+            if include_deleted or item.deleted_at is None:
+                yield item
         if not page.has_more or not page.items:
             return
         start_after = page.items[-1].name
+
+
+MAX_STREAM_NAME_BYTES = 512
+
+
+def check_stream_name(name: str) -> None:
+    """Raise :class:`UsageError` unless ``name`` can be a stream name (1-512 bytes of UTF-8).
+
+    The server would refuse it too, but only with a generic message about the request.
+    """
+    try:
+        size = len(name.encode())
+    except UnicodeEncodeError:  # a lone surrogate has no UTF-8 form
+        raise UsageError(f"stream name {name!r} is not valid UTF-8") from None
+    if not 1 <= size <= MAX_STREAM_NAME_BYTES:
+        raise UsageError(
+            f"stream name must be 1-{MAX_STREAM_NAME_BYTES} bytes of UTF-8, got {size} bytes"
+        )
+    if name in (".", ".."):
+        raise UsageError(f"stream name must not be {name!r}")
 
 
 def _loads(body: bytes) -> Any:
@@ -86,29 +112,42 @@ class S2(AccountOps):
     """An S2 client: the account API, and handles for basins and streams.
 
     Use as an async context manager (``async with S2(token) as s2:``) or call :meth:`aclose`.
+    ``s2["my-basin"]`` is ``s2.basin("my-basin")``.
 
     Args:
         access_token: the bearer token (lite ignores it).
-        endpoints: where the account and basin APIs live; defaults to S2 cloud.
+        endpoints: where the account and basin APIs live; defaults to S2 cloud. A URL string
+            (``"http://127.0.0.1:8080"``) means :meth:`Endpoints.for_url`: one origin for both.
         timeout: connect and request timeouts.
         retry: retry budget, backoff and append retry policy.
         compression: compress request bodies and session frames of 1 KiB or more.
         ssl_context: TLS settings for https endpoints (ALPN h2 is added).
         http1: use HTTP/1.1 for unary requests and SSE for read sessions, for networks that
             do not pass HTTP/2 (append sessions and producers then raise UsageError).
+
+    Raises:
+        TypeError: ``endpoints`` is neither :class:`Endpoints`, a URL string nor None.
+        UsageError: ``endpoints`` is a string that is not an http(s) origin.
     """
 
     def __init__(
         self,
         access_token: str,
         *,
-        endpoints: Endpoints | None = None,
+        endpoints: Endpoints | str | None = None,
         timeout: Timeout | None = None,
         retry: Retry | None = None,
         compression: Compression = Compression.NONE,
         ssl_context: ssl.SSLContext | None = None,
         http1: bool = False,
     ) -> None:
+        if isinstance(endpoints, str):
+            endpoints = Endpoints.for_url(endpoints)
+        elif endpoints is not None and not isinstance(endpoints, Endpoints):
+            raise TypeError(
+                "endpoints must be an Endpoints or a URL string such as 'http://127.0.0.1:8080', "
+                f"not {type(endpoints).__name__}"
+            )
         self.endpoints = endpoints or Endpoints()
         self.timeout = timeout or Timeout()
         self.retry = retry or Retry()
@@ -163,8 +202,15 @@ class S2(AccountOps):
         """Close every connection. Idempotent."""
         await self._api.aclose()
 
+    async def close(self) -> None:
+        """:meth:`aclose`, under the official SDK's name."""
+        await self._api.aclose()
+
     def basin(self, name: str) -> Basin:
         """A handle for basin ``name`` (no request is made)."""
+        return Basin(self._api, name)
+
+    def __getitem__(self, name: str) -> Basin:
         return Basin(self._api, name)
 
     # --- basins -------------------------------------------------------------------------------
@@ -185,6 +231,19 @@ class S2(AccountOps):
     ) -> AsyncIterator[BasinInfo]:
         """Every basin with ``prefix``, page after page (``page_size``: up to 1000 per request)."""
         return all_pages(self.list_basins, prefix, page_size)
+
+    def list_all_basins(
+        self, *, prefix: str = "", start_after: str = "", include_deleted: bool = False
+    ) -> AsyncIterator[BasinInfo]:
+        """The official SDK's :meth:`iter_basins`: basins after ``start_after``, leaving out
+        those being deleted unless ``include_deleted``."""
+        return all_pages(
+            self.list_basins,
+            prefix,
+            None,
+            start_after=start_after,
+            include_deleted=include_deleted,
+        )
 
     async def create_basin(self, name: str, config: BasinConfig | None = None) -> BasinInfo:
         """Create a basin (idempotent across this call's retries).
@@ -254,11 +313,26 @@ class Basin:
     def __repr__(self) -> str:
         return f"Basin({self.name!r})"
 
-    def stream(self, name: str) -> Stream:
-        """A handle for stream ``name`` (no request is made)."""
+    def stream(self, name: str, *, encryption_key: str | bytes | None = None) -> Stream:
+        """A handle for stream ``name`` (no request is made).
+
+        Args:
+            name: the stream name (1-512 bytes of UTF-8).
+            encryption_key: as :meth:`Stream.with_encryption_key` (base64 text); raw key
+                bytes are base64-encoded, as the official SDK does.
+
+        Raises:
+            UsageError: the name is empty or longer than 512 bytes.
+        """
         from s2kit.client._stream import Stream
 
-        return Stream(self._api, self.name, name)
+        check_stream_name(name)
+        if isinstance(encryption_key, bytes):
+            encryption_key = base64.b64encode(encryption_key).decode("ascii")
+        return Stream(self._api, self.name, name, encryption_key=encryption_key)
+
+    def __getitem__(self, name: str) -> Stream:
+        return self.stream(name)
 
     async def list_streams(
         self, *, prefix: str = "", start_after: str = "", limit: int | None = None
@@ -277,8 +351,22 @@ class Basin:
         """Every stream with ``prefix``, page after page (``page_size``: up to 1000 per request)."""
         return all_pages(self.list_streams, prefix, page_size)
 
+    def list_all_streams(
+        self, *, prefix: str = "", start_after: str = "", include_deleted: bool = False
+    ) -> AsyncIterator[StreamInfo]:
+        """The official SDK's :meth:`iter_streams`: streams after ``start_after``, leaving out
+        those being deleted unless ``include_deleted``."""
+        return all_pages(
+            self.list_streams,
+            prefix,
+            None,
+            start_after=start_after,
+            include_deleted=include_deleted,
+        )
+
     async def create_stream(self, name: str, config: StreamConfig | None = None) -> StreamInfo:
         """Create a stream (idempotent across this call's retries)."""
+        check_stream_name(name)
         body: dict[str, Any] = {"stream": name}
         if config is not None:
             body["config"] = _json.stream_config_obj(config)
@@ -296,6 +384,7 @@ class Basin:
         self, name: str, config: StreamConfig | None = None
     ) -> tuple[StreamInfo, ProvisionResult]:
         """Create the stream or replace its whole config."""
+        check_stream_name(name)
         body = None if config is None else _json.dumps(_json.stream_config_obj(config))
         resp = await self._api.request(
             "PUT",
@@ -309,12 +398,14 @@ class Basin:
 
     async def get_stream_config(self, name: str) -> StreamConfig:
         """A stream's (resolved) configuration."""
+        check_stream_name(name)
         resp = await self._api.request("GET", f"/v1/streams/{quote_segment(name)}", basin=self.name)
         cfg: StreamConfig = _decode(_json.stream_config_from_obj, _loads(resp.body))
         return cfg
 
     async def reconfigure_stream(self, name: str, changes: StreamReconfiguration) -> StreamConfig:
         """Change some fields of a stream's configuration; returns the new one."""
+        check_stream_name(name)
         resp = await self._api.request(
             "PATCH",
             f"/v1/streams/{quote_segment(name)}",
@@ -327,6 +418,7 @@ class Basin:
 
     async def delete_stream(self, name: str, *, ignore_not_found: bool = False) -> None:
         """Start deleting a stream."""
+        check_stream_name(name)
         try:
             await self._api.request("DELETE", f"/v1/streams/{quote_segment(name)}", basin=self.name)
         except ServerError as exc:

@@ -7,6 +7,7 @@ moving from them behaves the same.
 from __future__ import annotations
 
 import enum
+import ipaddress
 import os
 import random
 from dataclasses import dataclass
@@ -113,8 +114,33 @@ class Batching:
             raise UsageError("linger must not be negative")
 
 
+_CLOUD_ACCOUNT = "https://a.s2.dev"
+_CLOUD_BASIN = "https://{basin}.b.s2.dev"
+
+
+def _is_local_host(host: str) -> bool:
+    """Whether ``host`` is an IP literal or a ``localhost`` name: where plain HTTP is common."""
+    host = host.lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def _origin(url: str, what: str) -> str:
     if "://" not in url:
+        # Without a scheme the official SDKs and CLI assume https. For a local address that
+        # guess is as likely wrong as right (lite serves plain HTTP by default) and fails later
+        # as an opaque TLS error, so it is refused here with both spellings to choose from.
+        host = urlsplit("//" + url.replace("{basin}", "basin-template")).hostname or ""
+        if _is_local_host(host):
+            raise UsageError(
+                f"{what} {url!r} has no scheme: write http://{url} (lite without TLS) "
+                f"or https://{url}"
+            )
         url = "https://" + url
     parts = urlsplit(url.replace("{basin}", "basin-template"))
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -124,24 +150,40 @@ def _origin(url: str, what: str) -> str:
     return url.rstrip("/")
 
 
+def _is_cloud(url: str) -> bool:
+    host = urlsplit(url if "://" in url else "//" + url).hostname or ""
+    return host == "s2.dev" or host.endswith(".s2.dev")
+
+
 @dataclass(frozen=True, slots=True)
 class Endpoints:
     """Where the account and basin APIs live.
 
     A basin endpoint starting with ``{basin}.`` is a zone: requests for basin ``b`` go to
     ``b.<zone>``. Any other basin endpoint is direct: requests carry an ``s2-basin`` header.
+
+    Endpoints are bare origins (``scheme://host[:port]``). Without a scheme, ``https`` is
+    assumed, as in the official SDKs, except for local addresses (``localhost``, IP literals),
+    which must spell out ``http://`` or ``https://``: lite serves plain HTTP unless started
+    with TLS, so guessing either way would be wrong half the time.
+
+    Raises:
+        UsageError: not an http(s) origin, a local address without a scheme, or account and
+            basin endpoints with different schemes.
     """
 
-    account: str = "https://a.s2.dev"
+    account: str = _CLOUD_ACCOUNT
     """Account endpoint."""
-    basin: str = "https://{basin}.b.s2.dev"
+    basin: str = _CLOUD_BASIN
     """Basin endpoint or ``{basin}.`` zone."""
 
     def __post_init__(self) -> None:
         account = _origin(self.account, "account endpoint")
         basin = _origin(self.basin, "basin endpoint")
         if account.split("://")[0] != basin.split("://")[0]:
-            raise UsageError("account and basin endpoints must use the same scheme")
+            raise UsageError(
+                f"account endpoint {account} and basin endpoint {basin} must use the same scheme"
+            )
         object.__setattr__(self, "account", account)
         object.__setattr__(self, "basin", basin)
 
@@ -151,12 +193,50 @@ class Endpoints:
         return cls(account=url, basin=url)
 
     @classmethod
-    def from_env(cls) -> Endpoints:
-        """From ``S2_ACCOUNT_ENDPOINT`` and ``S2_BASIN_ENDPOINT`` (either may be omitted)."""
-        default = cls()
-        account = os.environ.get("S2_ACCOUNT_ENDPOINT") or default.account
-        basin = os.environ.get("S2_BASIN_ENDPOINT") or default.basin
+    def default(cls) -> Endpoints:
+        """The S2 cloud (the official SDK's spelling of ``Endpoints()``)."""
+        return cls()
+
+    @classmethod
+    def derive(cls, account: str | None = None, basin: str | None = None) -> Endpoints:
+        """Endpoints from whichever of the two is known.
+
+        A missing one follows the given one when that is a direct origin outside the S2 cloud
+        (lite and other single-origin servers serve both APIs on one URL); otherwise it is the
+        S2 cloud default.
+
+        Raises:
+            UsageError: as :class:`Endpoints`; a scheme mismatch with a cloud default says
+                which endpoint was missing.
+        """
+        defaulted: str | None = None
+        if account and not basin:
+            basin = account if not _is_cloud(account) else None
+            defaulted = "basin" if basin is None else None
+        elif basin and not account:
+            zone = basin.split("://", 1)[-1].startswith("{basin}.")
+            account = basin if not zone and not _is_cloud(basin) else None
+            defaulted = "account" if account is None else None
+        account = _origin(account or _CLOUD_ACCOUNT, "account endpoint")
+        basin = _origin(basin or _CLOUD_BASIN, "basin endpoint")
+        if defaulted and account.split("://")[0] != basin.split("://")[0]:
+            given = "account" if defaulted == "basin" else "basin"
+            default = basin if defaulted == "basin" else account
+            raise UsageError(
+                f"the {given} endpoint is set but the {defaulted} endpoint is not, and the "
+                f"S2 cloud default for it, {default}, uses another scheme: set the "
+                f"{defaulted} endpoint too (for lite: the same URL)"
+            )
         return cls(account=account, basin=basin)
+
+    @classmethod
+    def from_env(cls) -> Endpoints:
+        """From ``S2_ACCOUNT_ENDPOINT`` and ``S2_BASIN_ENDPOINT``; either may be unset (see
+        :meth:`derive` for what stands in for it), both unset means the S2 cloud."""
+        return cls.derive(
+            os.environ.get("S2_ACCOUNT_ENDPOINT") or None,
+            os.environ.get("S2_BASIN_ENDPOINT") or None,
+        )
 
     @property
     def is_direct(self) -> bool:

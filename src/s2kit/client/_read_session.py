@@ -163,6 +163,10 @@ class ReadSession:
         self._done = True
         self._drop()
 
+    async def close(self) -> None:
+        """:meth:`aclose`, under the official SDK's name."""
+        await self.aclose()
+
     def _drop(self) -> None:
         if self._stream is not None:
             self._stream.reset()

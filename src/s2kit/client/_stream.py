@@ -81,7 +81,7 @@ class Stream:
         try:
             validate_append_input(inp)
         except InvalidBatch as exc:
-            raise UsageError(str(exc)) from None
+            raise UsageError(exc.for_client) from None
         resp = await self._api.request(
             "POST",
             self._path,

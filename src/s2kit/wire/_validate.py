@@ -16,7 +16,16 @@ MAX_FENCING_TOKEN_BYTES = 36
 
 
 class InvalidBatch(ValueError):
-    """The batch breaks a limit or carries a malformed command (``invalid``, 422)."""
+    """The batch breaks a limit or carries a malformed command (``invalid``, 422).
+
+    ``str()`` is lite's message (s2-lite's wording); ``for_client`` is what the SDK says
+    instead where that wording misleads (s2-lite says "less than 1 MiB" but accepts exactly
+    1 MiB) or a size helps.
+    """
+
+    def __init__(self, message: str, for_client: str | None = None) -> None:
+        super().__init__(message)
+        self.for_client = for_client or message
 
 
 def command_of(record: Record) -> bytes | None:
@@ -72,7 +81,11 @@ def validate_append_input(inp: AppendInput, sizes: list[int] | None = None) -> i
         for name, value in headers:
             size += 2 + len(name) + len(value)
         if size > MAX_BATCH_BYTES:
-            raise InvalidBatch("record must have metered size less than 1 MiB")
+            raise InvalidBatch(
+                "record must have metered size less than 1 MiB",
+                f"a record's metered size must be at most 1 MiB ({MAX_BATCH_BYTES} bytes), "
+                f"got {size} bytes",
+            )
         total += size
         if sizes is not None:
             sizes.append(size)
@@ -82,5 +95,9 @@ def validate_append_input(inp: AppendInput, sizes: list[int] | None = None) -> i
             elif any(not name for name, _ in headers):
                 raise InvalidBatch("invalid header: empty name")
     if total > MAX_BATCH_BYTES:
-        raise InvalidBatch("record batch must not exceed a metered size of 1 MiB")
+        raise InvalidBatch(
+            "record batch must not exceed a metered size of 1 MiB",
+            f"a batch's metered size must be at most 1 MiB ({MAX_BATCH_BYTES} bytes), "
+            f"got {total} bytes",
+        )
     return total
