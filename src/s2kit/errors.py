@@ -23,7 +23,7 @@ The tree::
     ├── ClosedError               you closed it
     └── BrokenError               the peer or the network broke it for good
 
-Retry semantics (retry-safety.md §4.3, §6.3) are attributes of the error:
+Retry semantics (docs/retry-safety.md#error-classification) are attributes of the error:
 
 * ``is_retryable``: a later attempt may succeed;
 * ``has_no_side_effects``: the operation certainly changed nothing on the server, in *any* of
@@ -79,7 +79,7 @@ class _CodeSpec:
 
 
 class ErrorCode(enum.StrEnum):
-    """The S2 error codes (s2-api.md §13), each with its one HTTP status."""
+    """The S2 error codes (docs/protocol.md#error-codes), each with its one HTTP status."""
 
     ACCESS_TOKEN_NOT_FOUND = "access_token_not_found"
     AUTHN = "authn"
@@ -127,7 +127,8 @@ class ErrorCode(enum.StrEnum):
 
 
 _C = ErrorCode
-# retry-safety.md §4.3: `unavailable` is *not* side-effect free (G3), `server_draining` is.
+# `unavailable` is *not* side-effect free (G3), `server_draining` is:
+# docs/retry-safety.md#error-classification.
 _CODES: dict[ErrorCode, _CodeSpec] = {
     _C.ACCESS_TOKEN_NOT_FOUND: _CodeSpec(404, False, True),
     _C.AUTHN: _CodeSpec(401, False, True),
@@ -228,8 +229,8 @@ class ConnectError(TransportError):
     """The connection could not be set up: DNS, refused, connect timeout or TLS handshake.
 
     Not retryable when it is a configuration error that a retry cannot fix (``retryable=False``:
-    the server's certificate does not verify, or it does not offer HTTP/2; retry-safety.md
-    §7.2 C4a, C4c).
+    the server's certificate does not verify, or it does not offer HTTP/2; scenarios C4a and C4c of
+    docs/retry-safety.md#connecting-no-request-byte-can-leave).
     """
 
     _applied_nothing = True

@@ -1,4 +1,4 @@
-"""``s2kit bench BASIN``: the official ``s2 bench``, defined the same way (bench spec §2).
+"""``s2kit bench BASIN``: the official ``s2 bench``, defined the same way (docs/bench-method.md).
 
 A temporary ``bench/<uuid>`` stream (retention 1 h, delete-on-empty after 60 s, ClientRequire +
 uncapped timestamps) gets one paced producer and, from the same moment, a live reader from

@@ -1,11 +1,12 @@
 """What ``s2kit bench`` reports: exact percentiles, the official text layout, JSON, a live view.
 
-The layout is the official ``s2 bench`` one (bench spec §2.6): rate lines
+The layout is the official ``s2 bench`` one (docs/bench-method.md#output): rate lines
 ``Write: X.XX MiB/s, N records/s (B bytes, R records in S.SSs)``, then the ack and end-to-end
 latency tables (key left-aligned in 7, ``: ``, value right-aligned in 9), side by side when the
 terminal has at least 92 columns (44 + 4 + 44) and one above the other otherwise. Durations
 print as ``Nns`` below 1 µs, ``X.Xus`` below 1 ms, ``X.XXms`` below 1 s, ``X.XXs`` otherwise.
-Percentiles are exact nearest-rank over every sample: rank = max(1, ceil(n·p)) (§2.4).
+Percentiles are exact nearest-rank over every sample: rank = max(1, ceil(n·p))
+(docs/bench-method.md#metrics).
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""The ``s2 bench`` workload, independent of the SDK that carries it (bench spec §2.3–§2.5).
+"""The ``s2 bench`` workload, independent of the SDK that carries it.
+
+Defined in docs/bench-method.md#workload.
 
 Theory of operation
 -------------------

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 DEFAULT_REQUEST_TIMEOUT = 30.0
-"""The official CLI's request timeout (bench spec §1.6), longer than the SDK's 5 s."""
+"""The official CLI's request timeout (docs/retry-safety.md#timeouts), longer than the SDK's 5 s."""
 
 MAX_STREAM_NAME_BYTES = 512
 """Stream names are 1-512 bytes of UTF-8 (and not ``.`` or ``..``)."""
@@ -146,7 +146,7 @@ def make_client(settings: Settings, *, no_side_effects: bool = False) -> S2:
 
 
 def check_basin(name: str) -> str:
-    """``name`` if it is a valid basin name (s2-api.md §2)."""
+    """``name`` if it is a valid basin name (docs/protocol.md#names-and-limits)."""
     if not 8 <= len(name) <= 48 or not _BASIN_RE.match(name):
         raise argparse.ArgumentTypeError(
             f"invalid basin name {name!r}: 8-48 lowercase letters, digits and hyphens, "

@@ -66,7 +66,7 @@ class AccountOps:
         )
         obj = _json_account.token_info_obj(info)
         if expires_at is None:
-            del obj["expires_at"]  # absent = the issuing token's expiry (§4.4)
+            del obj["expires_at"]  # absent = the issuing token's expiry
         resp = await self._api.request(
             "POST", "/v1/access-tokens", headers=[JSON], body=_json.dumps(obj).encode()
         )

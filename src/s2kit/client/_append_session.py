@@ -18,10 +18,11 @@ attempt when the oldest entry's ack deadline (set at hand-off) passes.
 
 When an attempt fails, its stream is reset first, which guarantees that no byte buffered for it
 can ever be sent (gap G2). Then :func:`append_may_retry` decides, with ``handed_off`` = "some
-unacknowledged entry was handed off in this attempt" (retry-safety.md §6.3). On a retry the
-unacknowledged entries go back to the front of the queue, in order. ``server_draining`` moves to
-a new connection without spending the budget; an ack restores the budget. When retries stop,
-every pending ticket, every waiting and later submit, and ``close`` fail with that one error.
+unacknowledged entry was handed off in this attempt" (docs/retry-safety.md#the-retry-rule). On a
+retry the unacknowledged entries go back to the front of the queue, in order.
+``server_draining`` moves to a new connection without spending the budget; an ack restores the
+budget. When retries stop, every pending ticket, every waiting and later submit, and ``close``
+fail with that one error.
 
 Outcomes (docs/outcomes.md)
 ---------------------------
@@ -144,7 +145,7 @@ class _State:
     """Our END_STREAM of the running attempt went out."""
     reconnect: bool = False
     """The server advised reconnecting (S2S flag R): end this exchange once nothing is in
-    flight, and continue on a new one (retry-safety.md §7.4 S19)."""
+    flight, and continue on a new one (scenario S19, docs/retry-safety.md#append-sessions)."""
 
 
 class AppendSession:

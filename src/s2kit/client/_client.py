@@ -42,7 +42,10 @@ async def all_pages(
     start_after: str = "",
     include_deleted: bool = True,
 ) -> AsyncIterator[Named]:
-    """Every item of a listing, following ``start_after`` from page to page (§3.0)."""
+    """Every item of a listing, following ``start_after`` from page to page.
+
+    As docs/protocol.md#listing describes.
+    """
     while True:
         page = await list_page(prefix=prefix, start_after=start_after, limit=page_size)
         for item in page.items:

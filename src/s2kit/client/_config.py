@@ -1,7 +1,7 @@
 """Client configuration: endpoints, timeouts, retries, compression and batching.
 
-Defaults are those of the official SDKs (s2-api.md §13, retry-safety.md §4.1–§4.2), so code
-moving from them behaves the same.
+Defaults are those of the official SDKs (docs/retry-safety.md#defaults), so code moving from
+them behaves the same.
 """
 
 from __future__ import annotations

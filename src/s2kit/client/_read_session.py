@@ -1,10 +1,11 @@
 """Read sessions: follow a stream over S2S, resuming transparently after failures.
 
-Resumption (retry-safety.md §4.7): after each batch the start becomes the absolute seq_num after
-its last record; after a heartbeat it becomes the heartbeat's tail, so a ``TailOffset`` or
-``Timestamp`` start is never evaluated twice against a newer tail. Remaining ``count`` and
-``bytes`` are carried; ``wait`` is reduced by the whole seconds since the last batch that came
-from the tail. Twenty seconds without any frame is a retryable heartbeat timeout.
+Resumption (docs/retry-safety.md#read-sessions-resume): after each batch the start becomes the
+absolute seq_num after its last record; after a heartbeat it becomes the heartbeat's tail, so a
+``TailOffset`` or ``Timestamp`` start is never evaluated twice against a newer tail. Remaining
+``count`` and ``bytes`` are carried; ``wait`` is reduced by the whole seconds since the last
+batch that came from the tail. Twenty seconds without any frame is a retryable heartbeat
+timeout.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ class ReadSession:
         self._api = api
         self._basin = basin
         self._path = path
-        # Over HTTP/1.1 the session is SSE (§7); over HTTP/2 it is S2S (§6).
+        # Over HTTP/1.1 the session is SSE; over HTTP/2 it is S2S (docs/protocol.md#sse).
         self._sse = sse
         if sse:
             self._headers = [("accept", "text/event-stream"), ("s2-format", "base64"), *headers]
@@ -221,8 +222,9 @@ class ReadSession:
             raise RemoteProtocolError("empty read batch without a tail")
         if not isinstance(self._start, SeqNum):
             # A tail-offset or timestamp start is anchored by the first tail seen, so that a
-            # reconnect does not evaluate it again (retry-safety.md §4.7). A position already
-            # known is kept: a heartbeat never moves it past records not yet received.
+            # reconnect does not evaluate it again (docs/retry-safety.md#read-sessions-resume).
+            # A position already known is kept: a heartbeat never moves it past records not yet
+            # received.
             self._start = SeqNum(batch.tail.seq_num)
         if self._start.value >= batch.tail.seq_num:
             self.caught_up.set()

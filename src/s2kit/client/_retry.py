@@ -1,4 +1,4 @@
-"""Retry decisions, as pure functions over the error types (retry-safety.md §4.3, §6.3).
+"""Retry decisions, as pure functions over the error types (docs/retry-safety.md#the-retry-rule).
 
 Everything that decides whether to try again lives here; the drivers only ask. The error
 carries its own classification (``is_retryable``, ``has_no_side_effects``); the append policy
@@ -50,7 +50,8 @@ def is_free_retry(error: S2Error) -> bool:
 class Budget:
     """Attempts left in the current window without progress (A3).
 
-    ``server_draining`` is a free retry (retry-safety.md §7.4 S7, §7.5 R8): it does not spend
+    ``server_draining`` is a free retry (docs/retry-safety.md#backoff-and-budget, scenarios S7
+    and R8): it does not spend
     the budget, and the first one goes at once (the server acked everything first). Free
     retries are still bounded: at most ``max_attempts`` in a row without progress, with
     backoff after the first, so a server that keeps answering ``server_draining`` (lite
@@ -100,5 +101,5 @@ def server_error(status: int, body: bytes | str, retry_after_ms: int | None = No
                 status, obj["code"], str(obj.get("message", "")), retry_after_ms=retry_after_ms
             )
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-    # An unparseable body: classified by status alone (an unknown code, retry-safety §4.3).
+    # An unparseable body: classified by status alone (docs/retry-safety.md#error-classification).
     return ServerError(status, "", text[:200] or f"HTTP {status}", retry_after_ms=retry_after_ms)

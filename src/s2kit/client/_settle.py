@@ -1,13 +1,13 @@
 """Settling an ambiguous ``412 SeqNumMismatch`` by reading the stream back.
 
-With ``match_seq_num`` every batch of a producer carries the seq_num it must land at, fixed
-when the batch is first handed over, so a re-send can never land twice: if an earlier copy had
-landed, the re-send fails with ``412 SeqNumMismatch(expected = the stream's next seq_num)``
-and the session stops (nothing after it is applied; retry-safety.md §4.6). That 412 is
-ambiguous only when an earlier copy of a pending batch may exist: an attempt that handed the
-batch off ended without a verdict (the batch's *doubt*, docs/outcomes.md). Then the producer
-reads the stream back from the first pending batch's position and :func:`judge` decides, for
-the pending batches in order:
+With ``match_seq_num`` every batch of a producer carries the seq_num it must land at, fixed when
+the batch is first handed over, so a re-send can never land twice: if an earlier copy had
+landed, the re-send fails with ``412 SeqNumMismatch(expected = the stream's next seq_num)`` and
+the session stops (nothing after it is applied; docs/retry-safety.md#match_seq_num-and-fencing).
+That 412 is ambiguous only when an earlier copy of a pending batch may exist: an attempt that
+handed the batch off ended without a verdict (the batch's *doubt*, docs/outcomes.md). Then the
+producer reads the stream back from the first pending batch's position and :func:`judge`
+decides, for the pending batches in order:
 
 * a batch whose records are all there, in place, **landed**: it resolves with an ack built
   from what was read (the ack's ``tail`` is the 412's ``expected``);

@@ -1,4 +1,4 @@
-"""The one place where foreign exceptions become s2kit errors (style §11).
+"""The one place where foreign exceptions become s2kit errors.
 
 Every call into ``h2``, the socket layer or ``ssl`` runs inside an :class:`ExceptionMap`, a
 context manager with a per-operation table from exception type to error factory; it always

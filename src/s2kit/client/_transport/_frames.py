@@ -4,7 +4,7 @@
 the frames of the very streams the server promised to finish (python-hyper/h2#1181). So the
 connection feeds every read through :class:`GoAwayFilter` first: it walks the 9-byte frame
 headers (RFC 9113 §4.1), passes all other frames through untouched, and returns each GOAWAY
-(§6.8) as a :class:`GoAwayReceived` event in stream order.
+(RFC 9113 §6.8) as a :class:`GoAwayReceived` event in stream order.
 
 Sans-IO: bytes in, an ordered list of pass-through segments and events out. A read made of
 whole frames without a GOAWAY (the usual case) comes back as the very same object, uncopied;

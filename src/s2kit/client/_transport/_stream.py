@@ -11,12 +11,13 @@ state, take one synchronous step and park on a future when they must wait. A str
 its connection (``_detach``) as soon as it reaches a terminal state, which frees its slot
 under the server's SETTINGS_MAX_CONCURRENT_STREAMS.
 
-Retry safety (retry-safety.md §6.3). ``data_sent`` is the hand-off signal F: it is set
-*before* any DATA frame (or END_STREAM) of the stream is handed to ``h2``, so no body byte can
-reach a buffer that might put it on the wire while it is still clear. No body byte is ever
-queued outside ``h2`` either: ``send`` hands over only what the flow-control window allows at
-that moment and keeps the rest in its own frame. When it is cancelled, or the stream is reset
-while it waits for window (gap G2 of §6.4), the remainder is simply never sent.
+Retry safety (docs/retry-safety.md#the-hand-off-signal). ``data_sent`` is the hand-off signal F:
+it is set *before* any DATA frame (or END_STREAM) of the stream is handed to ``h2``, so no body
+byte can reach a buffer that might put it on the wire while it is still clear. No body byte is
+ever queued outside ``h2`` either: ``send`` hands over only what the flow-control window allows
+at that moment and keeps the rest in its own frame. When it is cancelled, or the stream is reset
+while it waits for window (gap G2, docs/retry-safety.md#gaps-found-in-other-sdks), the remainder
+is simply never sent.
 
 Receive flow control (RFC 9113 §5.2): a DATA frame's credit goes back to the server only when
 the application reads the chunk, so a slow reader holds at most one stream window.
@@ -196,7 +197,7 @@ class H2Stream:
                     if view is None:
                         view = memoryview(data)
                     chunk = view[offset : offset + size]
-                self.data_sent = True  # F, before the hand-off (retry-safety.md §6.3)
+                self.data_sent = True  # F, before the hand-off
                 conn._send_data(stream_id, chunk, last)
                 offset += size
                 if last:
