@@ -1,6 +1,7 @@
 """The public vocabulary of s2kit: records, positions, read bounds and resource configuration.
 
-Shared by the SDK and by lite, so that both speak exactly one model of S2 (s2-api.md §4–§5).
+Shared by the SDK and by lite, so that both speak exactly one model of S2
+(docs/protocol.md#json-bodies).
 Every type is a frozen value; ``None`` in a configuration means "not specified".
 """
 
@@ -115,7 +116,7 @@ class Record:
 
     @property
     def metered_bytes(self) -> int:
-        """The record's metered size (s2-api.md §2)."""
+        """The record's metered size (docs/protocol.md#metered-bytes)."""
         return metered_bytes(self.headers, self.body)
 
 
@@ -465,7 +466,7 @@ class Page(Generic[T]):
 
 
 class Operation(enum.StrEnum):
-    """API operations an access token may be allowed (s2-api.md §11)."""
+    """API operations an access token may be allowed (docs/protocol.md#access-tokens)."""
 
     LIST_BASINS = "list-basins"
     CREATE_BASIN = "create-basin"

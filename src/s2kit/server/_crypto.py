@@ -1,10 +1,11 @@
-"""Encryption at rest with client-supplied keys (s2-api.md §2, §10.6).
+"""Encryption at rest with client-supplied keys (docs/protocol.md#encryption).
 
 Theory of operation
 -------------------
 
 A record on an encrypted stream is stored in two layers. The inner layer is the *envelope*, a
-plaintext serialization of the record's headers and body (inspired by lite's, §15.3)::
+plaintext serialization of the record's headers and body (inspired by s2-lite's,
+docs/protocol.md#lite-record-encoding)::
 
     flags      1 byte   bits 0-1 count width, 2-3 name-length width, 4-5 value-length width,
                         bits 6-7 zero. Width codes 0/1/2/3 mean 0/1/2/4 bytes, big-endian;
@@ -24,7 +25,7 @@ The outer layer seals the envelope with the stream's cipher::
     AEGIS-256     format_id 1, 32-byte nonce, 32-byte tag
     AES-256-GCM   format_id 2, 12-byte nonce, 16-byte tag
 
-AEGIS-256's tag is 32 bytes, not lite's 16 (§15.3): libsodium, which PyNaCl binds, has only the
+AEGIS-256's tag is 32 bytes, not s2-lite's 16: libsodium, which PyNaCl binds, has only the
 256-bit-tag variant, and the two variants compute unrelated tags. The stored format is internal,
 so this costs 16 bytes per record and nothing else.
 
@@ -32,7 +33,7 @@ The stream's identity is the associated data, so that a ciphertext copied into a
 fails to decrypt instead of reading as that stream's data.
 
 Why random nonces: the server never stores the key. Each request brings its own key, appends with
-a different key are accepted (§10.6), several writers share a stream, and a deleted stream can be
+a different key are accepted, several writers share a stream, and a deleted stream can be
 recreated with its seq_nums starting again at 0. A nonce derived from the seq_num could therefore
 meet the same key twice, which breaks confidentiality for both ciphers (and, for GCM, exposes the
 authentication key, so forgeries follow). So each record draws a fresh nonce from ``os.urandom``.
@@ -77,7 +78,7 @@ KEY_SIZE = 32
 AES_GCM_MAX_SEQ_NUM = 2**32 - 1
 """The highest seq_num an AES-256-GCM stream may hold (random 96-bit nonces, see above)."""
 MAX_HEADERS = 2**24 - 1
-"""The most headers one envelope may carry (s2-api.md §2)."""
+"""The most headers one envelope may carry (docs/protocol.md#names-and-limits)."""
 
 _MAX_KEY_CHARS = 44  # base64 of 32 bytes, padding included
 _FORMAT_IDS = {EncryptionAlgorithm.AEGIS_256: 1, EncryptionAlgorithm.AES_256_GCM: 2}

@@ -1,4 +1,4 @@
-"""Compression of S2S frame payloads and HTTP bodies (s2-api.md §1.4, §6.1, §6.2).
+"""Compression of S2S frame payloads and HTTP bodies (docs/protocol.md#s2s-compression).
 
 Two algorithms, each in its standard container: zstd as one RFC 8878 frame and gzip as one RFC
 1952 member (never raw deflate or zlib). The same codec serves S2S frames, where the flag's CC
@@ -45,7 +45,7 @@ BytesLike: TypeAlias = bytes | bytearray | memoryview
 
 
 class Compression(enum.IntEnum):
-    """A compression algorithm. The value is its S2S ``CC`` code (s2-api.md §6.1)."""
+    """A compression algorithm. The value is its S2S ``CC`` code (docs/protocol.md#s2s-framing)."""
 
     NONE = 0
     ZSTD = 1

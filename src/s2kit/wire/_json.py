@@ -1,9 +1,10 @@
-"""JSON bodies of the S2 API (s2-api.md §4), both directions, as pure functions.
+"""JSON bodies of the S2 API (docs/protocol.md#json-bodies), both directions, as pure functions.
 
 Decoders are strict about shape: anything that is not the documented type raises
-:class:`JsonShapeError` (lite answers ``bad_json`` 400 for every extraction failure, §17.8);
-meaningful-but-invalid values raise :class:`JsonInvalid` (``invalid`` 422). Encoders produce
-compact output with keys in the documented order, as lite does.
+:class:`JsonShapeError` (lite answers ``bad_json`` 400 for every extraction failure,
+docs/protocol.md#known-quirks); meaningful-but-invalid values raise :class:`JsonInvalid`
+(``invalid`` 422). Encoders produce compact output with keys in the documented order, as lite
+does.
 """
 
 from __future__ import annotations
@@ -115,10 +116,11 @@ def _decode_bytes(value: Any, what: str, fmt: Format) -> bytes:
     text = _str(value, what)
     if fmt == "raw":
         return text.encode()
-    # Strict means canonical (§5.2). binascii's strict mode still takes excess padding
-    # ("YWJj=") and non-zero trailing bits ("YR=="), which the reference decoder rejects; only
-    # the last 4-character group can hold either, so that is the one re-encoded and compared.
-    # (Re-encoding everything, after base64's regex check, was half of an SSE read's CPU.)
+    # Strict means canonical (docs/protocol.md#json-encoding-of-bytes). binascii's strict mode
+    # still takes excess padding ("YWJj=") and non-zero trailing bits ("YR=="), which the
+    # reference decoder rejects; only the last 4-character group can hold either, so that is the
+    # one re-encoded and compared. (Re-encoding everything, after base64's regex check, was half
+    # of an SSE read's CPU.)
     if len(text) % 4:
         raise JsonInvalid("invalid Base64 encoding")
     try:
@@ -405,8 +407,9 @@ def _timestamping_reconf_in(value: Any, what: str) -> TimestampingReconfiguratio
 
 
 def _doe_reconf_in(value: Any, what: str) -> Any:
-    # A present object with ``min_age_secs`` absent changes nothing (s2-api.md §4.2): only
-    # ``null`` (here or for the whole object) resets, so ``{}`` must not read as a reset.
+    # A present object with ``min_age_secs`` absent changes nothing
+    # (docs/protocol.md#configuration): only ``null`` (here or for the whole object) resets, so
+    # ``{}`` must not read as a reset.
     return _maybe(_obj(value, what), "min_age_secs", _u64)
 
 

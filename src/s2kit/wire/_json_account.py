@@ -1,4 +1,4 @@
-"""JSON of access tokens and metrics (s2-api.md §4.4, §4.5, §11, §12)."""
+"""JSON of access tokens and metrics (docs/protocol.md#access-tokens, docs/protocol.md#metrics)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Header parsing for content negotiation (s2-api.md §1.4, §1.6, §6.2, §7).
+"""Header parsing for content negotiation (docs/protocol.md#content-negotiation).
 
 Pure functions over header values, shared by the client (to label what it sends) and the server
 (to pick a response format). They follow the reference implementation's rules, which are looser
@@ -31,7 +31,7 @@ __all__ = [
 _U64_MAX = (1 << 64) - 1
 _QVALUE = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
 _PROTOBUF_SUBTYPES = frozenset({"protobuf", "x-protobuf"})
-# s2-api.md §1.4: the accepted spellings of s2-format, after trimming.
+# The accepted spellings of s2-format, after trimming (docs/protocol.md#request-headers).
 _S2_FORMATS: dict[str, Literal["raw", "base64"]] = {
     "raw": "raw",
     "json": "raw",
@@ -43,7 +43,7 @@ _S2_FORMATS: dict[str, Literal["raw", "base64"]] = {
 def parse_media_type(header: str | None) -> tuple[str, str]:
     """Split the first media type of a ``Content-Type`` or ``Accept`` value.
 
-    §1.6: only the first comma-separated entry counts; its parameters are dropped and the type
+    Only the first comma-separated entry counts; its parameters are dropped and the type
     and subtype are lowercased.
 
     Args:
@@ -62,7 +62,7 @@ def parse_media_type(header: str | None) -> tuple[str, str]:
 
 
 def is_json(header: str | None) -> bool:
-    """Whether the first media type is ``application/json`` or ``application/*+json`` (§1.6)."""
+    """Whether the first media type is ``application/json`` or ``application/*+json``."""
     type_, subtype = parse_media_type(header)
     return type_ == "application" and (subtype == "json" or subtype.endswith("+json"))
 
@@ -74,12 +74,12 @@ def is_protobuf(header: str | None) -> bool:
 
 
 def is_s2s(header: str | None) -> bool:
-    """Whether the first media type is ``s2s/proto``, which selects a session (§1.6, §6.3)."""
+    """Whether the first media type is ``s2s/proto``, which selects a session."""
     return parse_media_type(header) == ("s2s", "proto")
 
 
 def is_sse(header: str | None) -> bool:
-    """Whether the first media type is ``text/event-stream``, which selects SSE (§1.6, §7)."""
+    """Whether the first media type is ``text/event-stream``, which selects SSE."""
     return parse_media_type(header) == ("text", "event-stream")
 
 
@@ -92,7 +92,7 @@ def _codings(values: Iterable[str]) -> Iterable[tuple[str, str]]:
 
 
 def s2s_compression_from_accept_encoding(values: Iterable[str]) -> Compression:
-    """Choose the compression of a session's server frames from ``Accept-Encoding`` (§6.2).
+    """Choose the compression of a session's server frames from ``Accept-Encoding``.
 
     ``zstd`` anywhere wins, else ``gzip``, else none. As in the reference server, parameters
     are ignored, so even ``zstd;q=0`` selects zstd.
@@ -127,7 +127,8 @@ def http_encoding_from_accept_encoding(values: Iterable[str]) -> Literal["zstd",
 
     Unlike S2S frame compression this honours ``q=0`` (RFC 9110 §12.5.3): a coding listed with
     ``q=0`` anywhere is refused. Among the acceptable ones zstd is preferred over gzip whatever
-    their q-values, as lite does (§1.4). ``*`` is not expanded: identity is always safe.
+    their q-values, as lite does (docs/protocol.md#request-headers). ``*`` is not expanded:
+    identity is always safe.
 
     Args:
         values: every ``Accept-Encoding`` header line of the request.
@@ -148,7 +149,7 @@ def http_encoding_from_accept_encoding(values: Iterable[str]) -> Literal["zstd",
 
 
 def parse_s2_format(value: str | None) -> Literal["raw", "base64"]:
-    """Parse the ``s2-format`` header of a JSON or SSE append or read (§1.4, §5.2).
+    """Parse the ``s2-format`` header of a JSON or SSE append or read.
 
     Args:
         value: the header value, or ``None`` when absent (meaning ``raw``).
@@ -170,7 +171,7 @@ def parse_s2_format(value: str | None) -> Literal["raw", "base64"]:
 
 
 def parse_last_event_id(value: str) -> tuple[int, int, int]:
-    """Parse an SSE ``Last-Event-ID`` resume token ``seq_num,count,bytes`` (§7).
+    """Parse an SSE ``Last-Event-ID`` resume token ``seq_num,count,bytes`` (docs/protocol.md#sse).
 
     Args:
         value: the header value.

@@ -1,11 +1,11 @@
 """A hand-written decoder for ``AppendInput``, the message lite decodes once per appended batch.
 
 Reading upb message fields costs a Python→C crossing per field per record; walking the bytes
-here is cheaper for the common shapes (records with a body, optionally headers and a
-timestamp). It understands exactly the fields of s2-api.md §5.3 and gives up — returning
-``None`` — on anything else (unknown fields, other wire types, malformed lengths), in which
-case the caller decodes with upb, which then accepts the message or reports the error. So the
-result is always what upb would produce.
+here is cheaper for the common shapes (records with a body, optionally headers and a timestamp).
+It understands exactly the fields of docs/protocol.md#protobuf-messages and gives up — returning
+``None`` — on anything else (unknown fields, other wire types, malformed lengths), in which case
+the caller decodes with upb, which then accepts the message or reports the error. So the result
+is always what upb would produce.
 """
 
 from __future__ import annotations

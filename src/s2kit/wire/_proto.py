@@ -1,4 +1,4 @@
-"""Protobuf messages of the S2 data plane (package ``s2.v1``, s2-api.md §5.3).
+"""Protobuf messages of the S2 data plane (package ``s2.v1``, docs/protocol.md#protobuf-messages).
 
 The message classes are built at import time from a descriptor written out below, rather than
 from protoc output, so the field numbers sit next to the code that relies on them and nothing

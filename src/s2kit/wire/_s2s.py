@@ -1,4 +1,4 @@
-"""S2S session framing (``s2s/proto``), sans-IO (s2-api.md §6).
+"""S2S session framing (``s2s/proto``), sans-IO (docs/protocol.md#s2s-framing).
 
 Theory of operation
 -------------------
@@ -13,16 +13,16 @@ An S2S body, in either direction, is a sequence of frames::
            bit 4    R   reconnect advised
            bits 3-0     reserved: sent as 0, ignored on receipt
 
-``length`` counts the flag and the payload, so it is never 0, and it is at most 2 MiB (§6.1).
+``length`` counts the flag and the payload, so it is never 0, and it is at most 2 MiB.
 A regular frame carries one protobuf message, compressed as a whole when CC says so; the
 decompressed message may be at most 2 MiB - 1 bytes. A terminal frame (flag exactly ``0x80`` when
 we send it, bit 7 alone when we read it) carries a 2-byte HTTP status and a UTF-8 JSON error
 body; it is the last frame of its body.
 
 Senders compress only messages of at least 1 KiB, and only with the algorithm the session
-negotiated (§6.2). We additionally send a message uncompressed when compression does not make it
-smaller: receivers must honour the per-frame flag anyway, and it spares them a useless
-decompression.
+negotiated (docs/protocol.md#s2s-compression). We additionally send a message uncompressed when
+compression does not make it smaller: receivers must honour the per-frame flag anyway, and it
+spares them a useless decompression.
 
 :class:`FrameDecoder` follows h2's ``FrameBuffer``: bytes go in with ``receive_data``, whole
 frames come out as events. Received chunks are kept as they are, not appended to one buffer:
@@ -63,20 +63,20 @@ __all__ = [
 ]
 
 MAX_FRAME_SIZE = 2 * 1024 * 1024
-"""Largest value of the length prefix: flag plus payload bytes (§6.1)."""
+"""Largest value of the length prefix: flag plus payload bytes."""
 
 MAX_MESSAGE_SIZE = MAX_FRAME_SIZE - 1
-"""Largest message, before compression or after decompression (§6.1)."""
+"""Largest message, before compression or after decompression."""
 
 COMPRESSION_THRESHOLD = 1024
-"""Messages shorter than this are always sent uncompressed (§6.2)."""
+"""Messages shorter than this are always sent uncompressed."""
 
 DEFAULT_MAX_BUFFER_SIZE = 4 * MAX_FRAME_SIZE
 """Default bound on bytes a :class:`FrameDecoder` holds: a partial frame plus a large chunk."""
 
 
 class FrameFlag(enum.IntEnum):
-    """Bits and masks of the S2S flag byte (§6.1)."""
+    """Bits and masks of the S2S flag byte."""
 
     TERMINAL = 0x80
     COMPRESSION_MASK = 0x60
@@ -99,7 +99,7 @@ class Message:
     payload: bytes
     """The protobuf message, already decompressed."""
     reconnect_advised: bool = False
-    """The sender set R: it will end the session soon, so reconnect proactively (§6.1)."""
+    """The sender set R: it will end the session soon, so reconnect proactively."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -109,7 +109,7 @@ class Terminal:
     status: int
     """The HTTP status the error would have had as a unary response."""
     body: str
-    """The JSON error body, as for a unary error with that status (§6.1, §13)."""
+    """The JSON error body, as for a unary error with that status."""
 
 
 def _head(length: int, flag: int) -> bytes:
@@ -139,7 +139,7 @@ def encode_message(
     Args:
         payload: the serialized protobuf message.
         compression: the session's algorithm, applied when the message is at least
-            :data:`COMPRESSION_THRESHOLD` bytes and compression makes it smaller (§6.2).
+            :data:`COMPRESSION_THRESHOLD` bytes and compression makes it smaller.
         reconnect_advised: set the R bit (servers only, before they end the session).
 
     Returns:
@@ -184,7 +184,7 @@ def encode_messages(
 
 
 def encode_terminal(status: int, body: bytes) -> bytes:
-    """Frame a terminal error: flag ``0x80``, the status, then the JSON body (§6.1).
+    """Frame a terminal error: flag ``0x80``, the status, then the JSON body.
 
     Args:
         status: the HTTP status of the error.
@@ -390,7 +390,7 @@ class FrameDecoder:
             self._fail(f"frame length {length} exceeds the limit of {self._max_frame_size}")
 
     def _terminal(self, payload: bytes) -> Terminal:
-        # §6.1: bit 7 alone makes a frame terminal; the other flag bits are not examined.
+        # Bit 7 alone makes a frame terminal; the other flag bits are not examined.
         self._terminated = True
         if len(payload) < 2:
             self._fail(f"terminal frame has {len(payload)} payload bytes, needs a 2-byte status")

@@ -1,4 +1,4 @@
-"""Server-sent events for SSE read sessions, sans-IO (s2-api.md §7).
+"""Server-sent events for SSE read sessions, sans-IO (docs/protocol.md#sse).
 
 The encoders write what lite writes: ``field:value`` lines with no space after the colon, in the
 order ``event``, ``id``, ``data``, and a blank line after each event. (Data that itself starts
@@ -39,8 +39,9 @@ __all__ = [
 DEFAULT_MAX_EVENT_SIZE = 16 * 1024 * 1024
 """Default limit on one line and on one event's data.
 
-A read batch holds at most 1 MiB of metered bytes (s2-api.md §9.2), but its JSON can be about six
-times larger in ``raw`` format, where each control byte becomes a ``\\u00XX`` escape.
+A read batch holds at most 1 MiB of metered bytes (docs/protocol.md#follow-and-wait), but its
+JSON can be about six times larger in ``raw`` format, where each control byte becomes a
+``\\u00XX`` escape.
 """
 
 _U64_MAX = (1 << 64) - 1
@@ -61,7 +62,7 @@ class SseEvent:
 
 
 def format_event_id(seq_num: int, count: int, bytes_: int, /) -> str:
-    """Build the ``id`` of a batch event: ``seq_num,count,bytes`` (§7).
+    """Build the ``id`` of a batch event: ``seq_num,count,bytes``.
 
     Args:
         seq_num: the seq_num of the batch's last record.

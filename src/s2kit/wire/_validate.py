@@ -1,4 +1,4 @@
-"""Validation of append batches (s2-api.md §2, §5.1, §8.1), shared by the SDK and lite.
+"""Validation of append batches (docs/protocol.md#append-validation), shared by the SDK and lite.
 
 The messages are lite's, so that a client sees the same text from either server.
 """

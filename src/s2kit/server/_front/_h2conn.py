@@ -291,7 +291,7 @@ class H2Connection(BaseConnection):
             self._credit(event.stream_id, credit)
             return
         if credit > len(data):
-            self._credit(event.stream_id, credit - len(data))  # padding (§6.1)
+            self._credit(event.stream_id, credit - len(data))  # padding (RFC 9113 §6.1)
         if data:
             exchange.request._feed(data)
 

@@ -147,7 +147,7 @@ class Respond:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Terminal:
-    """End an S2S response with a terminal frame (s2-api.md §6.1) carrying this error.
+    """End an S2S response with a terminal frame (docs/protocol.md#s2s-framing) carrying this error.
 
     If the client has no response head yet, a ``200 s2s/proto`` head goes first. The server's
     side of the stream is reset (CANCEL).

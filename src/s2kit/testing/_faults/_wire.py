@@ -6,9 +6,10 @@ or keeps time.
 
 :class:`FrameReader` splits a byte stream into whole frames (a frame split across reads is held
 back until complete); :func:`frame` builds one. :class:`MessageSplitter` cuts the body of a
-stream into S2S messages (s2-api.md §6.1: a 3-byte length, a flag byte, the payload) without
-waiting for whole messages: it returns pieces tagged with the index of the message they belong
-to, so a 1 MiB input can be forwarded as it arrives, under the peer's flow-control window.
+stream into S2S messages (docs/protocol.md#s2s-framing: a 3-byte length, a flag byte, the
+payload) without waiting for whole messages: it returns pieces tagged with the index of the
+message they belong to, so a 1 MiB input can be forwarded as it arrives, under the peer's
+flow-control window.
 """
 
 from __future__ import annotations
