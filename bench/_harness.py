@@ -5,7 +5,7 @@ Lite runs as a child process (``python -m s2kit lite --port 0``, through
 ``getrusage``) and of the server (``/proc/<pid>/stat``) are measured separately. On a 2-core
 machine the two still compete for cores; the per-record CPU figures are the steadier ones.
 
-Percentiles follow ``s2 bench`` (docs: /work/shared/spec/bench.md §2.4): exact, from every
+Percentiles follow ``s2 bench`` (docs/bench-method.md#metrics): exact, from every
 sample, nearest rank ``max(1, ceil(n * p))``; durations print like the CLI's (``ns``, ``us``,
 ``ms``, ``s``).
 

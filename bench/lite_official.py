@@ -14,10 +14,11 @@ Phases:
 2. ``producer``: the official Producer (default batching: linger 5 ms, 1000 records / 1 MiB,
    5 MiB unacked) fed one record at a time as fast as it accepts them.
 3. ``paced``: the Producer at ``--rate-mibps`` (1 MiB/s by default), open-loop pacing as in
-   ``s2 bench`` (bench.md §2.3); per-record ack latency from just before ``submit`` to the
-   ticket resolving, linger included.
+   ``s2 bench`` (docs/bench-method.md#workload); per-record ack latency from just before
+   ``submit`` to the ticket resolving, linger included.
 
-Throughput follows bench.md §2.4: acked bytes / time from the first submit to the last ack.
+Throughput follows docs/bench-method.md#metrics: acked bytes / time from the first submit to
+the last ack.
 CPU per record is (CPU seconds in the phase) / (acked records), for this process (client) and
 the lite process (server) separately.
 """
@@ -237,7 +238,8 @@ async def phase_paced(
                     elapsed = time.perf_counter() - t0
                     if elapsed >= duration:
                         break
-                    # Open loop (bench.md §2.3): sleep only while ahead of the target rate.
+                    # Open loop (docs/bench-method.md#workload): sleep only while ahead of the
+                    # target rate.
                     ahead = submitted_bytes / rate - elapsed
                     if ahead > 0:
                         await asyncio.sleep(ahead)

@@ -1,4 +1,6 @@
-"""Lite's background jobs: retention by age, trim, delete-on-empty (s2-api.md §8.7, §10, §15.5).
+"""Lite's background jobs: retention by age, trim, delete-on-empty.
+
+The jobs are described in docs/protocol.md#background-jobs.
 
 Each test drives lite over HTTP and waits for the job's visible effect with a deadline.
 """

@@ -1,6 +1,6 @@
 """Robustness against bad request bodies: one case per class of bad input, each answered with
 its documented 4xx and S2 error code, never a 500, leaving the server healthy and every record
-accepted before intact (``guarded`` checks the last two) (s2-api.md §1.6, §2, §5, §8.1, §13)."""
+accepted before intact (``guarded`` checks the last two) (docs/protocol.md#append-validation)."""
 
 from __future__ import annotations
 
@@ -68,7 +68,8 @@ async def test_malformed_json_h2c(lite: Lite, http2: bool) -> None:
 
 
 async def test_long_fencing_token_in_json_is_bad_json(lite: Lite) -> None:
-    # §17.8: the JSON extractor rejects it, so it is bad_json rather than invalid.
+    # The JSON extractor rejects it, so it is bad_json rather than invalid
+    # (docs/protocol.md#known-quirks).
     async with guarded(lite) as c:
         resp = await append(c, "s", [{"body": "x"}], fencing_token="f" * 37)
         assert_error(resp, 400, "bad_json")
@@ -111,7 +112,7 @@ async def test_wrong_or_missing_content_type(
 
 
 async def test_json_suffix_and_parameters_are_json(lite: Lite) -> None:
-    # §1.6: any application/*+json counts, parameters are ignored.
+    # Any application/*+json counts, parameters are ignored.
     async with guarded(lite) as c:
         for ctype in ("application/vnd.s2+json", "application/json; charset=utf-8"):
             resp = await c.post(
@@ -163,7 +164,7 @@ async def test_oversize_json(lite: Lite, records: list[dict[str, Any]], message:
     async with guarded(lite, basin_config={"create_stream_on_append": True}) as c:
         resp = await c.post(RECORDS, content=_json_batch(records), headers=JSON)
         assert_error(resp, 422, "invalid", message)
-        # Validated before the stream is looked up (§8.1), so nothing is auto-created.
+        # Validated before the stream is looked up, so nothing is auto-created.
         missing = await c.post(
             "/v1/streams/nope/records", content=_json_batch(records), headers=JSON
         )

@@ -1,7 +1,7 @@
 """Robustness against bad names, headers and query parameters: one case per class of bad input,
 each answered with its documented 4xx and S2 error code, never a 500, leaving the server
 healthy and every record accepted before intact (``guarded`` checks the last two)
-(s2-api.md §1.2, §1.4, §2, §3.3, §7, §9.1, §10.6, §13)."""
+(docs/protocol.md#error-codes)."""
 
 from __future__ import annotations
 
@@ -73,7 +73,8 @@ async def test_invalid_name_in_path(lite: Lite, method: str, path: str) -> None:
     ],
 )
 async def test_invalid_name_in_json_body(lite: Lite, path: str, body: dict[str, object]) -> None:
-    # §17.8: lite reports every JSON extraction failure, bad names included, as bad_json.
+    # Lite reports every JSON extraction failure, bad names included, as bad_json
+    # (docs/protocol.md#known-quirks).
     async with guarded(lite) as c:
         assert_error(await c.post(path, json=body), 400, "bad_json")
 
@@ -187,7 +188,7 @@ async def test_two_start_parameters(lite: Lite, params: dict[str, str]) -> None:
 
 @pytest.mark.parametrize(("timestamp", "until"), [(5, 5), (10, 3), (1, 0)])
 async def test_until_not_after_timestamp(lite: Lite, timestamp: int, until: int) -> None:
-    # §9.1 / §16.70: rejected before auto-creation, so no stream appears.
+    # Rejected before auto-creation (docs/protocol.md#read-start), so no stream appears.
     msg = "start `timestamp` exceeds or equal to `until`"
     async with guarded(lite, basin_config={"create_stream_on_read": True}) as c:
         resp = await read(c, "s", timestamp=timestamp, until=until)
@@ -294,7 +295,7 @@ async def test_wrong_encryption_key_on_read(lite: Lite) -> None:
         wrong = {"s2-encryption-key": OTHER_KEY}
         resp = await read(c, "s", seq_num=0, headers=wrong)
         assert_error(resp, 400, "decryption_failed", "record decryption failed")
-        # Appending with another key is not refused (§10.6); reading that record with the
+        # Appending with another key is not refused; reading that record with the
         # original key then fails, but the earlier ones stay readable.
         assert (await append(c, "s", [{"body": "other"}], headers=wrong)).status_code == 200
         later = await read(c, "s", seq_num=2, headers={"s2-encryption-key": KEY})

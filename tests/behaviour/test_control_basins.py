@@ -1,4 +1,4 @@
-"""Control plane, basins: s2-api.md §16 items 1–9, over HTTP/1.1 (and h2c where parametrized)."""
+"""Control plane, basins (docs/protocol.md#account), over HTTP/1.1 (and h2c where parametrized)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ DEFAULT_BASIN_CONFIG = (
 
 
 def _check_info(info: dict[str, Any], name: str, *, deleting: bool = False) -> None:
-    # BasinInfo key order and shapes (§4.1).
+    # BasinInfo key order and shapes (docs/protocol.md#resources).
     assert list(info) == ["name", "location", "created_at", "deleted_at", "state"]
     assert info["name"] == name
     assert info["location"] is None
@@ -52,7 +52,6 @@ async def _post(
 
 @pytest.mark.parametrize("http2", [False, True], ids=["h1", "h2c"])
 async def test_create_basin_idempotency_with_request_token(lite: Lite, http2: bool) -> None:
-    # §16.1
     cfg = {"create_stream_on_append": True}
     async with client(lite, http2=http2) as c:
         first = await _post(c, cfg, "tok-1")
@@ -75,7 +74,6 @@ async def test_create_basin_idempotency_with_request_token(lite: Lite, http2: bo
 
 
 async def test_idempotent_replay_survives_ensure(lite: Lite) -> None:
-    # §16.2
     cfg = {"default_stream_config": {"storage_class": "standard"}}
     async with client(lite) as c:
         assert (await _post(c, cfg, "tok")).headers["s2-provision-result"] == "created"
@@ -92,7 +90,6 @@ async def test_idempotent_replay_survives_ensure(lite: Lite) -> None:
 
 
 async def test_ensure_updates_existing_basin(lite: Lite) -> None:
-    # §16.3
     async with client(lite) as c:
         await create_basin(c)
         cfg = {
@@ -112,7 +109,7 @@ async def test_ensure_updates_existing_basin(lite: Lite) -> None:
 
 
 async def test_ensure_creates_then_resets_unspecified_fields(lite: Lite) -> None:
-    # §16.4, plus PUT creating a missing basin (201 created) and PUT without a body.
+    # Also PUT creating a missing basin (201 created) and PUT without a body.
     full = {
         "create_stream_on_append": True,
         "default_stream_config": {"storage_class": "standard", "retention_policy": {"age": 3600}},
@@ -137,7 +134,6 @@ async def test_ensure_creates_then_resets_unspecified_fields(lite: Lite) -> None
 
 
 async def test_ensure_identical_config_is_noop_and_keeps_explicit_zero(lite: Lite) -> None:
-    # §16.5
     cfg = {"default_stream_config": {"delete_on_empty": {"min_age_secs": 0}}}
     async with client(lite) as c:
         first = await c.put(f"/v1/basins/{BASIN}", json={"config": cfg})
@@ -154,7 +150,6 @@ async def test_ensure_identical_config_is_noop_and_keeps_explicit_zero(lite: Lit
 
 
 async def test_reconfigure_basin_nested_defaults_and_flags(lite: Lite) -> None:
-    # §16.6
     async with client(lite) as c:
         await create_basin(c, config={"default_stream_config": {"retention_policy": {"age": 60}}})
         patch = {
@@ -202,7 +197,7 @@ async def _listed(c: httpx.AsyncClient, **params: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize("http2", [False, True], ids=["h1", "h2c"])
 async def test_delete_basin_lifecycle(lite: Lite, http2: bool) -> None:
-    # §16.7, then the background job finishes and the name is reusable.
+    # Then the background job finishes and the name is reusable.
     async with client(lite, http2=http2) as c:
         await create_basin(c)
         await create_stream(c, "s")
@@ -233,7 +228,6 @@ async def test_delete_basin_lifecycle(lite: Lite, http2: bool) -> None:
 
 
 async def test_unknown_basin_get_and_delete(lite: Lite) -> None:
-    # §16.8
     async with client(lite) as c:
         msg = "basin `no-such-basin` not found"
         assert_error(await c.get("/v1/basins/no-such-basin"), 404, "basin_not_found", msg)
@@ -243,7 +237,6 @@ async def test_unknown_basin_get_and_delete(lite: Lite) -> None:
 
 
 async def test_list_basins_sorted_paged_and_filtered(lite: Lite) -> None:
-    # §16.9
     async with client(lite) as c:
         assert await _listed(c) == {"basins": [], "has_more": False}
         names = [f"basin-{i:02d}" for i in range(15)]

@@ -1,4 +1,7 @@
-"""Control plane, streams: s2-api.md §16 items 10–26, over HTTP/1.1 (and h2c where parametrized)."""
+"""Control plane, streams, over HTTP/1.1 (and h2c where parametrized).
+
+The endpoints are in docs/protocol.md#streams-control-plane.
+"""
 
 from __future__ import annotations
 
@@ -63,7 +66,7 @@ def _check_info(info: dict[str, Any], name: str, cipher: str | None = None) -> N
 
 @pytest.mark.parametrize("http2", [False, True], ids=["h1", "h2c"])
 async def test_new_stream_config_is_fully_resolved(lite: Lite, http2: bool) -> None:
-    # §10.2: all four fields populated, in order, compact.
+    # All four fields populated, in order, compact (docs/protocol.md#how-configs-are-stored).
     async with client(lite, http2=http2, basin=BASIN) as c:
         await create_basin(c)
         resp = await _post(c, "plain", None, None)
@@ -76,7 +79,6 @@ async def test_new_stream_config_is_fully_resolved(lite: Lite, http2: bool) -> N
 
 
 async def test_new_stream_inherits_basin_defaults(lite: Lite) -> None:
-    # §16.10
     async with client(lite, basin=BASIN) as c:
         defaults = {
             "storage_class": "standard",
@@ -99,7 +101,6 @@ async def test_new_stream_inherits_basin_defaults(lite: Lite) -> None:
 
 
 async def test_stream_cipher_copied_from_basin_at_creation(lite: Lite) -> None:
-    # §16.11
     async with client(lite, basin=BASIN) as c:
         await create_basin(c)
         _check_info((await _post(c, "none", None, None)).json(), "none", None)
@@ -116,7 +117,7 @@ async def test_stream_cipher_copied_from_basin_at_creation(lite: Lite) -> None:
 
 
 async def test_unknown_stream_config(lite: Lite) -> None:
-    # §16.12 (and lite does not check the basin for this one, §3.2)
+    # Lite does not check the basin for this one.
     async with client(lite, basin=BASIN) as c:
         await create_basin(c)
         resp = await c.get("/v1/streams/nope")
@@ -126,7 +127,6 @@ async def test_unknown_stream_config(lite: Lite) -> None:
 
 
 async def test_create_stream_idempotency_with_request_token(lite: Lite) -> None:
-    # §16.13
     cfg = {"storage_class": "standard", "retention_policy": {"infinite": {}}}
     async with client(lite, basin=BASIN) as c:
         await create_basin(c)
@@ -147,7 +147,6 @@ async def test_create_stream_idempotency_with_request_token(lite: Lite) -> None:
 
 
 async def test_stream_idempotency_survives_ensure_which_resets_fields(lite: Lite) -> None:
-    # §16.14
     cfg = {"storage_class": "standard"}
     async with client(lite, basin=BASIN) as c:
         await create_basin(c)
@@ -165,7 +164,7 @@ async def test_stream_idempotency_survives_ensure_which_resets_fields(lite: Lite
 
 
 async def test_ensure_stream_create_and_noop_on_merged_config(lite: Lite) -> None:
-    # §16.15, plus PUT creating a stream (201 created).
+    # Also PUT creating a stream (201 created).
     async with client(lite, basin=BASIN) as c:
         await create_basin(c, config={"default_stream_config": {"storage_class": "standard"}})
         created = await c.put("/v1/streams/s")
@@ -181,7 +180,6 @@ async def test_ensure_stream_create_and_noop_on_merged_config(lite: Lite) -> Non
 
 
 async def test_explicit_zero_delete_on_empty_overrides_basin_default(lite: Lite) -> None:
-    # §16.16
     async with client(lite, basin=BASIN) as c:
         await create_basin(
             c, config={"default_stream_config": {"delete_on_empty": {"min_age_secs": 3600}}}
@@ -196,7 +194,6 @@ async def test_explicit_zero_delete_on_empty_overrides_basin_default(lite: Lite)
 
 
 async def test_idempotent_create_after_basin_defaults_changed(lite: Lite) -> None:
-    # §16.17
     async with client(lite, basin=BASIN) as c:
         await create_basin(c)
         assert (await _post(c, "s", None, "tok")).headers["s2-provision-result"] == "created"
@@ -208,7 +205,6 @@ async def test_idempotent_create_after_basin_defaults_changed(lite: Lite) -> Non
 
 
 async def test_reconfigure_stream_selected_fields(lite: Lite) -> None:
-    # §16.18
     async with client(lite, basin=BASIN) as c:
         await create_basin(c)
         await create_stream(c, "s")
@@ -231,7 +227,6 @@ async def test_reconfigure_stream_selected_fields(lite: Lite) -> None:
 
 
 async def test_reconfigure_nulls_reset_to_basin_defaults(lite: Lite) -> None:
-    # §16.19
     defaults = {
         "storage_class": "standard",
         "retention_policy": {"age": 7200},
@@ -262,7 +257,6 @@ async def test_reconfigure_nulls_reset_to_basin_defaults(lite: Lite) -> None:
 
 @pytest.mark.parametrize("how", ["reconfigure", "ensure"])
 async def test_config_change_takes_effect_on_active_stream(lite: Lite, how: str) -> None:
-    # §16.20
     async with client(lite, basin=BASIN) as c:
         await create_basin(c)
         await create_stream(c, "s")
@@ -281,7 +275,6 @@ async def test_config_change_takes_effect_on_active_stream(lite: Lite, how: str)
 
 
 async def test_create_stream_in_deleting_basin(lite: Lite) -> None:
-    # §16.21
     async with client(lite, basin=BASIN) as c:
         await create_basin(c)
         assert (await c.delete(f"/v1/basins/{BASIN}")).status_code == 202
@@ -292,7 +285,7 @@ async def test_create_stream_in_deleting_basin(lite: Lite) -> None:
 
 @pytest.mark.parametrize("http2", [False, True], ids=["h1", "h2c"])
 async def test_delete_stream_lifecycle(lite: Lite, http2: bool) -> None:
-    # §16.22 and §16.24, then completion in the background and reuse of the name.
+    # Then completion in the background and reuse of the name.
     async with client(lite, http2=http2, basin=BASIN) as c:
         await create_basin(c)
         await create_stream(c, "s")
@@ -325,7 +318,6 @@ async def test_delete_stream_lifecycle(lite: Lite, http2: bool) -> None:
 
 
 async def test_delete_encrypted_stream(lite: Lite) -> None:
-    # §16.23
     async with client(lite, basin=BASIN) as c:
         await create_basin(c, config={"stream_cipher": "aegis-256"})
         await create_stream(c, "enc")
@@ -341,7 +333,6 @@ async def test_delete_encrypted_stream(lite: Lite) -> None:
 
 
 async def test_delete_unknown_stream(lite: Lite) -> None:
-    # §16.25
     async with client(lite, basin=BASIN) as c:
         await create_basin(c)
         resp = await c.delete("/v1/streams/nope")
@@ -357,7 +348,7 @@ async def _names(c: httpx.AsyncClient, **params: Any) -> tuple[list[str], bool]:
 
 
 async def test_list_streams_sorted_paged_and_filtered(lite: Lite) -> None:
-    # §16.26; names sort byte-wise, stream names may hold `/` (percent-encoded in paths).
+    # Names sort byte-wise, stream names may hold `/` (percent-encoded in paths).
     async with client(lite, basin=BASIN) as c:
         assert await _names(c) == ([], False)  # unknown basin lists nothing
         await create_basin(c)

@@ -1,4 +1,4 @@
-"""Appends, unary and in S2S sessions (s2-api.md §8, §6.4; §16 items 27–39).
+"""Appends, unary and in S2S sessions (docs/protocol.md#appends).
 
 Unary calls go through httpx in JSON ``base64`` format; sessions through the raw h2 client.
 """
@@ -228,7 +228,7 @@ async def test_session_pipelined_acks_in_order(lite: Lite, api: Api, h2c: H2Clie
     assert await api.bodies("s") == expected
 
 
-# --- timestamps (§8.6) ------------------------------------------------------------------------
+# --- timestamps -------------------------------------------------------------------------------
 
 
 def _now_ms() -> int:

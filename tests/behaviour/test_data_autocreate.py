@@ -1,5 +1,5 @@
 """Auto-creation of streams on append and read, and concurrent data-plane use
-(s2-api.md §10.5, §8.11; §16 items 40–47)."""
+(docs/protocol.md#auto-creation)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Read sessions that follow the live tail: heartbeats, ``wait``, limits on live batches, and
-falling behind the broadcast (s2-api.md §6.5, §9.3; §16 items 55–56, 62–68; retry-safety.md
-§7.6 P4).
+falling behind the broadcast (docs/protocol.md#follow-and-wait; P4 in
+docs/retry-safety.md#the-server-side).
 
 ``wait`` is whole seconds on the wire, so timing checks use ``wait=1`` and tolerate a loaded
 machine: a session must not close before its deadline, and must close within 1.5 s after it.

@@ -1,5 +1,5 @@
 """Bounded reads: start positions, limits, ``until``, 416, check-tail and encryption at the
-HTTP level (s2-api.md §9.1–§9.2, §9.4, §10.6; §16 items 48–54, 57–61, 69–73)."""
+HTTP level (docs/protocol.md#reads)."""
 
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ async def test_start_beyond_tail(api: Api, h2c: H2Client) -> None:  # 51
     end = await _fill(api, [1, 2])
     r = await api.read("s", seq_num=100)
     assert (r.status_code, r.json()) == (416, {"tail": end})
-    # A unary read is bounded, so a clamped start at the tail cannot follow: still 416 (§17.10).
+    # A unary read is bounded, so a clamped start at the tail cannot follow: still 416.
     r = await api.read("s", seq_num=100, clamp=True)
     assert (r.status_code, r.json()) == (416, {"tail": end})
     session = await open_read(h2c, BASIN, "s", {"seq_num": 100})
@@ -180,7 +180,7 @@ async def test_timestamp_index_is_per_stream(lite: Lite, api: Api) -> None:
     assert (await api.append("other", "o", timestamps=[50])).status_code == 200
     await _fill(api, [10, 100])
     assert await _seqs(api, seq_num=None, timestamp=40) == [1]
-    # On "other" nothing is at or after 60: the timestamp starts at the tail, so empty (§9.1).
+    # On "other" nothing is at or after 60: the timestamp starts at the tail, so empty.
     r = await api.read("other", timestamp=50, count=10)
     assert [rec["seq_num"] for rec in r.json()["records"]] == [0]
     r = await api.read("other", timestamp=40, until=45)

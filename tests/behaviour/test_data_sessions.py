@@ -1,5 +1,6 @@
 """S2S append sessions at the frame level: poisoning, resets, durable acks, drain and bad
-frames (retry-safety.md §6.2 S1–S4 and §7.6 P1–P3, P5; s2-api.md §6).
+frames (S1–S4 of docs/retry-safety.md#server-obligations, P1–P3 and P5 of
+docs/retry-safety.md#the-server-side).
 
 Every test that says "nothing after it is applied" proves it by appending one more record
 afterwards: anything the server had admitted would be sequenced before that record.

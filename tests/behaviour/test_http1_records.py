@@ -1,5 +1,5 @@
 """Unary data operations over HTTP/1.1 (a subset also over h2c): JSON and protobuf appends and
-reads, check-tail, and HTTP compression both ways (s2-api.md §1.4, §1.6, §4.3, §5, §8, §9)."""
+reads, check-tail, and HTTP compression both ways (docs/protocol.md#records)."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ async def _setup(c: httpx.AsyncClient, config: dict[str, object] | None = None) 
 
 @pytest.mark.parametrize("http2", HTTP)
 async def test_json_append_and_read_exact_bytes(lite: Lite, http2: bool) -> None:
-    # §4.3a: a past client timestamp is raised to the running maximum; empty headers and body
+    # A past client timestamp is raised to the running maximum; empty headers and body
     # are omitted on output; compact JSON with keys in order.
     async with client(lite, http2=http2, basin=BASIN) as c:
         await _setup(c)
@@ -81,7 +81,7 @@ async def test_json_append_unicode_and_arrival_timestamps(lite: Lite) -> None:
         resp = await append(c, "s", [{"body": "héllo ☃"}, {"body": "later", "timestamp": future}])
         after = time.time_ns() // 1_000_000
         ack = resp.json()
-        # No timestamp = arrival time; a future one is capped to now (§8.6).
+        # No timestamp = arrival time; a future one is capped to now.
         assert before <= ack["start"]["timestamp"] <= after
         assert ack["start"]["timestamp"] <= ack["end"]["timestamp"] <= after
         records = (await read(c, "s", seq_num=0)).json()["records"]
@@ -101,7 +101,7 @@ async def test_uncapped_keeps_future_timestamps(lite: Lite) -> None:
 
 @pytest.mark.parametrize("fmt", ["base64", "json-binsafe"])
 async def test_json_base64_format_round_trip(lite: Lite, fmt: str) -> None:
-    # §5.2: base64 is binary-safe; raw output of the same bytes is lossy UTF-8.
+    # Base64 is binary-safe; raw output of the same bytes is lossy UTF-8.
     b64 = base64.b64encode
     name, value, data = b"h\x00", b"\xff\xfe", bytes(range(256))
     async with client(lite, basin=BASIN) as c:
@@ -124,7 +124,7 @@ async def test_json_base64_format_round_trip(lite: Lite, fmt: str) -> None:
 
 
 async def test_command_records_in_json(lite: Lite) -> None:
-    # §4.3a: fence and trim rendered as records; base64 of the empty name is "".
+    # Fence and trim rendered as records; base64 of the empty name is "".
     async with client(lite, basin=BASIN) as c:
         await _setup(c)
         fence = {"headers": [["", "fence"]], "body": "my-token"}
@@ -183,7 +183,7 @@ async def test_protobuf_append(lite: Lite, http2: bool, content_type: str) -> No
         assert got.status_code == 200
         assert got.headers["content-type"] == PROTO
         batch = decode_read_batch(got.content)
-        assert batch.tail is None  # catch-up batches carry no tail (§17.11)
+        assert batch.tail is None  # catch-up batches carry no tail
         assert [(r.seq_num, r.headers, r.body) for r in batch.records] == [
             (0, ((b"a", b"\xff"),), b"\x00\x01binary"),
             (1, (), b"two"),
@@ -194,7 +194,7 @@ async def test_protobuf_append(lite: Lite, http2: bool, content_type: str) -> No
 
 @pytest.mark.parametrize("http2", HTTP)
 async def test_stream_names_are_percent_decoded(lite: Lite, http2: bool) -> None:
-    # §1.2: one path segment, percent-decoded after routing; `/` and spaces are fine.
+    # One path segment, percent-decoded after routing; `/` and spaces are fine.
     name = "logs/2024 é?#"
     path = f"/v1/streams/{quote(name, safe='')}"
     async with client(lite, http2=http2, basin=BASIN) as c:
@@ -230,7 +230,7 @@ async def test_check_tail(lite: Lite, http2: bool) -> None:
 async def test_unary_read_bounds_and_unwritten(lite: Lite) -> None:
     async with client(lite, basin=BASIN) as c:
         await _setup(c)
-        # §17.9: no start = the tail, which a unary read cannot wait at.
+        # No start = the tail (docs/protocol.md#known-quirks), which a unary read cannot wait at.
         empty = await read(c, "s")
         assert empty.status_code == 416
         assert empty.content == b'{"tail":{"seq_num":0,"timestamp":0}}'
@@ -251,7 +251,7 @@ async def test_unary_read_bounds_and_unwritten(lite: Lite) -> None:
         assert beyond.status_code == 416
         assert beyond.json() == {"tail": {"seq_num": 10, "timestamp": 90}}
         clamped = await read(c, "s", seq_num=100, clamp="true", wait=0)
-        assert clamped.status_code == 416  # §17.10
+        assert clamped.status_code == 416  # clamped to the tail, which it cannot wait at
         at_tail_ts = await read(c, "s", timestamp=90, count=5)
         assert [r["seq_num"] for r in at_tail_ts.json()["records"]] == [9]
 
@@ -316,7 +316,7 @@ async def test_response_compression(lite: Lite, http2: bool, encoding: str) -> N
 @pytest.mark.parametrize("encoding", ["zstd", "gzip"])
 @pytest.mark.parametrize("kind", ["json", "protobuf"])
 async def test_compressed_request_bodies(lite: Lite, encoding: str, kind: str) -> None:
-    # §1.4: SDKs compress every unary request body when compression is configured.
+    # SDKs compress every unary request body when compression is configured.
     async with client(lite, basin=BASIN) as c:
         await _setup(c)
         if kind == "json":

@@ -1,5 +1,5 @@
 """SSE read sessions over HTTP/1.1 (and h2c for resumption): batches, pings, ``[DONE]``, error
-events and ``Last-Event-ID`` resumption with count/bytes limits (s2-api.md §7, §9)."""
+events and ``Last-Event-ID`` resumption with count/bytes limits (docs/protocol.md#sse)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The figures ``s2kit bench`` prints must be defined as ``s2 bench`` defines them (bench spec
-§2.4, §2.6): exact nearest-rank percentiles, the CLI's duration formats, MiB = 2^20."""
+"""The figures ``s2kit bench`` prints must be defined as ``s2 bench`` defines them
+(docs/bench-method.md#metrics): exact nearest-rank percentiles, the CLI's duration formats,
+MiB = 2^20."""
 
 from __future__ import annotations
 

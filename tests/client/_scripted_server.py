@@ -7,7 +7,8 @@ announces, a server that never speaks, one that stops reading) is set on the ser
 
 Besides ``h2``'s view, every connection parses the client's frames off the wire itself and
 records each DATA payload per stream (``ServerConnection.raw``), so a test can prove what
-reached the server even on streams ``h2`` has already closed (gap G2, retry-safety.md §6.4).
+reached the server even on streams ``h2`` has already closed (gap G2,
+docs/retry-safety.md#gaps-found-in-other-sdks).
 
 Waiting is event-driven: ``await server.until(predicate)`` re-checks after everything the
 server sees or does, so tests never sleep for a fixed time.

@@ -71,7 +71,7 @@ async def expect_connect_error(
     error = info.value
     assert error.has_no_side_effects
     # A certificate that does not verify, or no h2 in ALPN, is configuration: no retry
-    # (retry-safety.md §7.2 C4a, C4c).
+    # (C4a and C4c, docs/retry-safety.md#connecting-no-request-byte-can-leave).
     assert error.is_retryable is retryable
     assert pool.statistics().connections == 0
     return error

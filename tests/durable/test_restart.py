@@ -108,7 +108,8 @@ async def test_configs_survive_a_restart(tmp_path: Path) -> None:
             "own", StreamReconfiguration(timestamping=Timestamping(uncapped=True))
         )
         want = {n: await basin.get_stream_config(n) for n in ("inherits", "own")}
-        # A default stream config with no field set is kept as given (s2-api.md §10.2).
+        # A default stream config with no field set is kept as given
+        # (docs/protocol.md#how-configs-are-stored).
         async with httpx.AsyncClient(base_url=c.endpoints.account) as h:
             r = await h.put(
                 "/v1/basins/other-basin", json={"config": {"default_stream_config": {}}}
@@ -236,7 +237,7 @@ async def test_a_dormant_stream_wakes_with_its_durable_state(tmp_path: Path) -> 
 
 
 async def test_provisioning_is_durable_before_the_response(tmp_path: Path) -> None:
-    # Answers that assert existence wait for the metadata to be durable (§15.4): a SIGKILL
+    # Answers that assert existence wait for the metadata to be durable: a SIGKILL
     # right after them loses nothing.
     # A long flush interval: without the wait, these rows would still be pending at the kill.
     child = LiteChild(

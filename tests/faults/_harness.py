@@ -1,4 +1,4 @@
-"""Bookkeeping and the assertions A1–A6 of retry-safety.md §7.1.
+"""Bookkeeping and the assertions A1–A6 of docs/retry-safety.md#assertions.
 
 Every record the tests submit has a unique body (``tag/batch/record``), so reading the stream
 back tells exactly which inputs landed, how often, and where. A :class:`Ledger` keeps each

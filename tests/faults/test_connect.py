@@ -1,5 +1,6 @@
-"""Connection establishment, C1–C5 of retry-safety.md §7.2: no request byte can have left, so
-every policy may retry (except a configuration error, which stops at once)."""
+"""Connection establishment, C1–C5 of docs/retry-safety.md#connecting-no-request-byte-can-leave:
+no request byte can have left, so every policy may retry (except a configuration error, which
+stops at once)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Read sessions under faults, R1–R9 of retry-safety.md §7.5: reads have no side effects, so
-they reconnect, and A6 must hold: contiguous seq_nums, no gap, no repeat, limits honoured.
+"""Read sessions under faults, R1–R9 of docs/retry-safety.md#read-sessions: reads have no side
+effects, so they reconnect, and A6 must hold: contiguous seq_nums, no gap, no repeat, limits
+honoured.
 
 A writer appends one record at a time straight to lite while the reader follows the tail
 through the proxy, so each record reaches the reader as its own S2S message and a fault can
@@ -100,7 +101,7 @@ async def test_r1_r5_r9_reconnect_from_the_next_record(
     action: Action,
 ) -> None:  # fmt: skip
     proxy.add(StreamFault(match=READ, pass_down=5, when_down=5, action=action))
-    # A count limit alone reads to the tail and stops (s2-api.md §9.3): wait to follow.
+    # A count limit alone reads to the tail and stops: wait to follow.
     session, batches = await follow_while_feeding(
         make_client(), direct, names, limit=ReadLimit(count=COUNT), wait=30
     )

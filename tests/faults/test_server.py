@@ -1,4 +1,4 @@
-"""The server side, P1–P5 of retry-safety.md §7.6, seen through the SDK and the proxy.
+"""The server side, P1–P5 of docs/retry-safety.md#the-server-side, through the SDK and the proxy.
 
 The frame-level checks of the same rules live in ``tests/behaviour/test_data_sessions.py``;
 here the SDK drives lite and the proxy either arranges the timing (holding a terminal frame

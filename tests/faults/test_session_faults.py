@@ -1,4 +1,4 @@
-"""Append sessions under faults, S1–S11 of retry-safety.md §7.4, under both policies.
+"""Append sessions under faults, S1–S11 of docs/retry-safety.md#append-sessions, both policies.
 
 Each test submits ``N`` single-record inputs to one session through the proxy, lets the
 scripted fault hit, and checks A1/A2/A5 against the stream read back directly, plus A4 when

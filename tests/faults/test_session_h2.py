@@ -1,4 +1,7 @@
-"""Append sessions under HTTP/2-level faults and budget rules, S12–S19 of retry-safety.md §7.4."""
+"""Append sessions under HTTP/2-level faults and budget rules.
+
+Scenarios S12–S19 of docs/retry-safety.md#append-sessions.
+"""
 
 from __future__ import annotations
 

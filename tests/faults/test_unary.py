@@ -1,4 +1,4 @@
-"""Unary appends under faults, U1–U15 of retry-safety.md §7.3, under both policies."""
+"""Unary appends under faults, U1–U15 of docs/retry-safety.md#unary-appends, under both policies."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Base64 in S2's JSON (s2-api.md §5.2): exactly the canonical encodings are accepted."""
+"""Base64 in S2's JSON: exactly the canonical encodings are accepted.
+
+The rule is in docs/protocol.md#json-encoding-of-bytes.
+"""
 
 from __future__ import annotations
 

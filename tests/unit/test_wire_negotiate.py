@@ -79,7 +79,7 @@ def test_media_type_predicates(
         (["gzip"], Compression.GZIP),
         (["gzip, zstd"], Compression.ZSTD),
         (["GZIP;q=1.0"], Compression.GZIP),
-        (["zstd;q=0"], Compression.ZSTD),  # §6.2: parameters are ignored, even q=0
+        (["zstd;q=0"], Compression.ZSTD),  # parameters are ignored, even q=0
         (["gzip;q=0, br"], Compression.GZIP),
         (["gzip", "ZStd ; q=0.1"], Compression.ZSTD),  # every header line counts
         (["x-gzip"], Compression.NONE),

@@ -1,5 +1,5 @@
 """Protobuf codecs: the hand-written encoders produce exactly upb's bytes, and decoding inverts
-them (s2-api.md §5.3)."""
+them (docs/protocol.md#protobuf-messages)."""
 
 from __future__ import annotations
 

@@ -176,7 +176,7 @@ def test_decode_terminal() -> None:
 
 @pytest.mark.parametrize("flag", [0x80, 0x81, 0x90, 0xE0, 0xFF])
 def test_terminal_decided_by_bit_7_alone(flag: int) -> None:
-    # §6.1: CC = 11 would be an error on a regular frame; on a terminal it is not examined.
+    # CC = 11 would be an error on a regular frame; on a terminal it is not examined.
     assert decode(frame(b"\x01\xf4{}", flag)) == [Terminal(status=500, body="{}")]
 
 
