@@ -1,8 +1,8 @@
 """How sub-commands register: the :class:`Commands` registry, the parser class and exit codes.
 
-Command modules (``_resources``, ``_records``, ``_tokens``, ``_bench``, ``_config_cmd``) import
-this module, never ``_main``: ``_main`` imports them to build the parser, so the dependency
-points one way only.
+Command modules (``_resources``, ``_records``, ``_tokens``, ``_metrics``, ``_bench``,
+``_config_file``) import this module, never ``_main``: ``_main`` imports them to build the
+parser, so the dependency points one way only.
 """
 
 from __future__ import annotations
