@@ -231,13 +231,21 @@ class ConnectError(TransportError):
     Not retryable when it is a configuration error that a retry cannot fix (``retryable=False``:
     the server's certificate does not verify, or it does not offer HTTP/2; scenarios C4a and C4c of
     docs/retry-safety.md#connecting-no-request-byte-can-leave).
+
+    Attributes:
+        hint: what to do about it, when the cause says (a self-signed certificate, plain HTTP
+            where TLS was expected); also at the end of the message, in parentheses. Empty
+            when there is nothing specific to say.
     """
 
     _applied_nothing = True
 
-    def __init__(self, message: str = "cannot connect", *, retryable: bool = True) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str = "cannot connect", *, retryable: bool = True, hint: str = ""
+    ) -> None:
+        super().__init__(f"{message} ({hint})" if hint else message)
         self.retryable = retryable
+        self.hint = hint
 
     @property
     def is_retryable(self) -> bool:  # type: ignore[override]

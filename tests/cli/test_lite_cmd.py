@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from s2kit import S2
+from s2kit.errors import ConnectError
 from s2kit.testing import LiteProcess
 
 if TYPE_CHECKING:
@@ -71,6 +73,13 @@ async def _official_sdk_lists_basins(url: str) -> list[str]:
         return [b.name for b in (await s2.list_basins()).items]
 
 
+async def _s2kit_sdk_lists_basins(url: str | None = None, *, http1: bool = False) -> list[str]:
+    """With ``url``, a client for it; without, ``S2.from_env()``."""
+    s2 = S2("ignored", endpoints=url, http1=http1) if url else S2.from_env()
+    async with s2:
+        return [b.name async for b in s2.list_all_basins()]
+
+
 def test_tls_self_writes_its_certificate_for_other_clients(
     cli: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -85,23 +94,40 @@ def test_tls_self_writes_its_certificate_for_other_clients(
         assert cert.read_bytes().startswith(b"-----BEGIN CERTIFICATE-----")
         assert "PRIVATE KEY" not in cert.read_text()
 
-        # Unverifiable without the file: the CLI says what to do about it...
+        # Unverifiable without the file: the SDK (both transports) and the CLI say what to do
+        # about it, at once (no retry fixes a certificate)...
+        hint = (
+            "(the server's certificate is not trusted: for `s2kit lite --tls-self`, export the "
+            "SSL_CERT_FILE line lite printed; or skip verification: S2_SSL_NO_VERIFY=1 for "
+            "S2.from_env() and the s2kit CLI, --insecure on the CLI)"
+        )
         cli.ok("create-basin", "tls-self-basin", "--endpoint", endpoint.url, "--insecure")
+        for http1 in (False, True):
+            with pytest.raises(ConnectError) as failed:
+                asyncio.run(_s2kit_sdk_lists_basins(endpoint.url, http1=http1))
+            assert "CERTIFICATE_VERIFY_FAILED" in str(failed.value)
+            assert str(failed.value).endswith(hint)
+            assert not failed.value.is_retryable
         r = cli("ls", "--endpoint", endpoint.url)
         assert r.code == 1
         assert "CERTIFICATE_VERIFY_FAILED" in r.err
-        assert r.err.endswith(
-            "(the server's certificate is not trusted: for `s2kit lite --tls-self`, export the "
-            "SSL_CERT_FILE line lite printed, or skip verification with --insecure or "
-            "S2_SSL_NO_VERIFY=1)\n"
-        )
+        assert r.err.endswith(f"{hint}\n")
+        assert r.err.count("not trusted") == 1  # the SDK's hint, not a second one of the CLI's
         import s2_sdk
 
         with pytest.raises(s2_sdk.S2ClientError, match="CERTIFICATE_VERIFY_FAILED"):
             asyncio.run(_official_sdk_lists_basins(endpoint.url))
 
-        # ...and with it, both SDKs verify lite's certificate over TLS.
+        # ...and each way out the hint names works: S2_SSL_NO_VERIFY=1 with S2.from_env()...
+        monkeypatch.setenv("S2_ACCESS_TOKEN", "ignored")
+        monkeypatch.setenv("S2_ACCOUNT_ENDPOINT", endpoint.url)
+        monkeypatch.setenv("S2_BASIN_ENDPOINT", endpoint.url)
+        monkeypatch.setenv("S2_SSL_NO_VERIFY", "1")
+        assert asyncio.run(_s2kit_sdk_lists_basins()) == ["tls-self-basin"]
+        monkeypatch.delenv("S2_SSL_NO_VERIFY")
+        # ...and the certificate file, with which both SDKs verify lite's certificate.
         monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        assert asyncio.run(_s2kit_sdk_lists_basins(endpoint.url)) == ["tls-self-basin"]
         assert asyncio.run(_official_sdk_lists_basins(endpoint.url)) == ["tls-self-basin"]
         assert "tls-self-basin" in cli.ok("ls", "--endpoint", endpoint.url).out
     finally:

@@ -98,6 +98,7 @@ def test_an_endpoint_without_a_scheme(cli: Cli, lite_endpoint: LiteEndpoint) -> 
         "(the server does not speak TLS there: use http:// for lite started without TLS; an "
         "endpoint without a scheme means https)\n"
     )
+    assert r.err.count("does not speak TLS") == 1
 
 
 def test_one_endpoint_variable_is_enough_for_lite(

@@ -18,6 +18,7 @@ import ssl
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from s2kit.client._transport._errors import tls_hint
 from s2kit.errors import ClosedError, ConnectError, ConnectionLost, RemoteProtocolError, UsageError
 
 if TYPE_CHECKING:
@@ -235,7 +236,12 @@ class H1Pool:
                     origin.host, origin.port, ssl=ctx, server_hostname=origin.host if ctx else None
                 )
         except (OSError, TimeoutError, ssl.SSLError) as exc:
-            raise ConnectError(f"cannot connect to {origin.host}:{origin.port}: {exc}") from exc
+            # A certificate that does not verify is configuration: no retry fixes it.
+            raise ConnectError(
+                f"cannot connect to {origin.host}:{origin.port}: {exc}",
+                retryable=not isinstance(exc, ssl.SSLCertVerificationError),
+                hint=tls_hint(exc),
+            ) from exc
         sock = writer.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):

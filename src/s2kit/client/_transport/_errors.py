@@ -8,6 +8,7 @@ transport was lost, a keepalive PING went unanswered) are built with :func:`chai
 
 from __future__ import annotations
 
+import ssl
 from typing import TYPE_CHECKING, TypeVar
 
 import h2.exceptions
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from types import TracebackType
 
-__all__ = ["LOCAL_H2", "REMOTE_H2", "ExceptionMap", "chain"]
+__all__ = ["LOCAL_H2", "REMOTE_H2", "ExceptionMap", "chain", "tls_hint"]
 
 E = TypeVar("E", bound=S2Error)
 
@@ -58,6 +59,31 @@ def chain(error: E, cause: BaseException | None) -> E:
     """Return ``error`` with ``cause`` as its ``__cause__`` (for errors that are not raised)."""
     error.__cause__ = cause
     return error
+
+
+UNTRUSTED_CERTIFICATE = (
+    "the server's certificate is not trusted: for `s2kit lite --tls-self`, export the "
+    "SSL_CERT_FILE line lite printed; or skip verification: S2_SSL_NO_VERIFY=1 for "
+    "S2.from_env() and the s2kit CLI, --insecure on the CLI"
+)
+NOT_TLS = (
+    "the server does not speak TLS there: use http:// for lite started without TLS; an "
+    "endpoint without a scheme means https"
+)
+
+
+def tls_hint(exc: BaseException) -> str:
+    """What to do about a failed TLS handshake, told apart by OpenSSL's reason; "" if nothing.
+
+    The one definition of these hints: the HTTP/2 pool and the HTTP/1.1 transport put them in
+    their :class:`~s2kit.errors.ConnectError`, and the CLI prints that error as it is.
+    """
+    text = str(exc)
+    if isinstance(exc, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in text:
+        return UNTRUSTED_CERTIFICATE
+    if "WRONG_VERSION_NUMBER" in text or "record layer failure" in text:
+        return NOT_TLS
+    return ""
 
 
 #: Our own calls into ``h2`` (headers, data, resets): a failure there is our bug or bad usage.

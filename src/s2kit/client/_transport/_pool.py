@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from s2kit.client._transport._connection import ConnectionState, H2ClientConnection
-from s2kit.client._transport._errors import ExceptionMap
+from s2kit.client._transport._errors import ExceptionMap, tls_hint
 from s2kit.errors import ClosedError, ConnectError, UsageError
 
 if TYPE_CHECKING:
@@ -217,10 +217,17 @@ class ConnectionPool:
                 # A certificate that does not verify is configuration: no retry fixes it.
                 (
                     ssl.SSLCertVerificationError,
-                    lambda exc: ConnectError(f"cannot connect to {origin}: {exc}", retryable=False),
+                    lambda exc: ConnectError(
+                        f"cannot connect to {origin}: {exc}", retryable=False, hint=tls_hint(exc)
+                    ),
                 ),
                 # ssl.SSLError, socket.gaierror and ConnectionRefusedError are all OSErrors.
-                (OSError, lambda exc: ConnectError(f"cannot connect to {origin}: {exc}")),
+                (
+                    OSError,
+                    lambda exc: ConnectError(
+                        f"cannot connect to {origin}: {exc}", hint=tls_hint(exc)
+                    ),
+                ),
                 # The IDNA codec rejects some host names before any lookup.
                 (UnicodeError, lambda exc: ConnectError(f"bad host name {origin.host!r}: {exc}")),
             ]
