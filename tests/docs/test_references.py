@@ -167,6 +167,19 @@ def test_the_scan_finds_references() -> None:
     )
 
 
+def test_headings_say_what_they_are_not_which_issue() -> None:
+    """A heading such as "Figures (issue 3)" means nothing to a reader of the site."""
+    found = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
+        fenced = False
+        for n, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
+            if line.lstrip().startswith(("```", "~~~")):
+                fenced = not fenced
+            elif not fenced and line.startswith("#") and re.search(r"\bissue \d", line, re.I):
+                found.append(f"{page.relative_to(ROOT)}:{n}: {line}")
+    assert not found, "\n".join(found)
+
+
 # Spelled in pieces, so that this file's own scan does not flag its samples.
 S, MD, SL = SECTION_SIGN, ".md", "/"
 SAMPLE_PAGE = f"sample{MD}"
