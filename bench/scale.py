@@ -181,6 +181,8 @@ async def run(args: argparse.Namespace) -> list[tuple[str, str]]:
             await proc.wait()
             report = {k: report[k] + out[k] for k in report}
             peak = max(peak, vm_rss(server.pid))
+        # Everything the appends cost lite, fan-out included, until the last reader had them.
+        work = proc_cpu_seconds(server.pid) - cpu_before
     lat = sorted(written["latencies"])
     return [
         ("appends acked", f"{len(lat):,}"),
@@ -189,6 +191,7 @@ async def run(args: argparse.Namespace) -> list[tuple[str, str]]:
             f"{nearest_rank(lat, p) * 1000:.1f} ms" for p in (0.5, 0.99, 1.0))),
         ("readers complete", f"{report['complete']:,} of {report['readers']:,}"),
         ("lite CPU while writing", f"{cores:.2f} cores"),
+        ("lite CPU per append, delivery included", f"{work / max(1, len(lat)) * 1e6:.0f} µs"),
         ("readers' CPU while writing", f"{reader_cores:.2f} cores"),
         ("writer's CPU", f"{writer_cpu / wall:.2f} cores"),
         ("lite peak RSS", f"{peak / MIB:.0f} MiB"),

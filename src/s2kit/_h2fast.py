@@ -4,7 +4,8 @@
    runs even when the logger discards it, and hyperframe's repr hex-encodes the whole payload
    before keeping 20 characters. With 1 MiB DATA frames that was a third of lite's CPU on bulk
    appends (docs/benchmarks.md). Hex-encoding only the first 11 bytes of the payload yields
-   the same text. Installed on import (idempotent).
+   the same text; and every frame's repr is cut to its type and stream. Installed on import
+   (idempotent).
 
 2. h2's ``FrameBuffer`` copies each frame's body out of its buffer (a ``bytearray`` slice)
    before hyperframe copies it again (``tobytes``). :class:`LeanFrameBuffer` parses the body
@@ -57,10 +58,18 @@ def _data_body_repr(self: _frame.DataFrame) -> str:
     return _raw_data_repr(self.data)
 
 
+def _lean_repr(self: _frame.Frame) -> str:
+    # The type and stream only: h2 builds this string for every frame it receives, for a
+    # trace log line nobody enables, and the full form (flags, body) cost about 2 % of lite's
+    # CPU on unary appends (docs/benchmarks.md#lite-at-scale).
+    return f"{type(self).__name__}(stream_id={self.stream_id})"
+
+
 def apply() -> None:
     """Install the bounded reprs (idempotent)."""
     _frame._raw_data_repr = _raw_data_repr
     _frame.DataFrame._body_repr = _data_body_repr  # type: ignore[method-assign,assignment]
+    _frame.Frame.__repr__ = _lean_repr  # type: ignore[method-assign]
 
 
 class LeanFrameBuffer(FrameBuffer):

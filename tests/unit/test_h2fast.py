@@ -126,3 +126,18 @@ def test_new_connection_reads_through_the_lean_buffer() -> None:
     conn.initiate_connection()
     events = conn.receive_data(hf.SettingsFrame(0).serialize())
     assert [type(e).__name__ for e in events] == ["RemoteSettingsChanged"]
+
+
+def test_frame_repr_skips_the_body() -> None:
+    # h2 builds a frame's repr for every frame it receives (a trace log line): the installed
+    # repr names the frame and its stream and never renders the payload.
+    new_connection(client_side=False)  # importing s2kit._h2fast installs the reprs
+
+    class Loud(bytes):
+        def hex(self, *args: object) -> str:
+            raise AssertionError("the payload was rendered")
+
+    frame = hf.HeadersFrame(3, Loud(b"\x82" * 4096))
+    frame.flags.add("END_HEADERS")
+    assert repr(frame) == "HeadersFrame(stream_id=3)"
+    assert repr(hf.DataFrame(5, b"x" * (1 << 20))) == "DataFrame(stream_id=5)"

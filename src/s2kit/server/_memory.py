@@ -60,7 +60,11 @@ class Share:
     async def ensure(self, size: int) -> None:
         """Hold at least ``size`` bytes of the budget, waiting for room if need be."""
         if size > self.held:
-            await self._budget._grow(self, size)
+            budget = self._budget
+            if budget.used + size - self.held <= budget.capacity:
+                budget._add(self, size - self.held)  # room at once: no coroutine to run
+            else:
+                await budget._grow(self, size)
 
     def charge(self, size: int) -> None:
         """Hold ``size`` bytes now, without waiting (memory that already exists)."""
