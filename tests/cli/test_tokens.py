@@ -1,6 +1,6 @@
-"""Access-token commands: lite has no access tokens, so it answers ``not_implemented`` (501);
-the CLI must send the request, report that on one line with exit code 1, and reject bad flags
-before sending anything."""
+"""Access-token commands against lite without ``--auth``, which answers ``not_implemented``
+(501): the CLI must send the request, report that on one line with exit code 1, and reject bad
+flags before sending anything. Against lite with ``--auth``: tests/auth/test_cli.py."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 NOT_IMPLEMENTED = (
     "Not implemented [not_implemented, HTTP 501] (this server does not support the operation; "
-    "lite has no access tokens)\n"
+    "lite serves access tokens with --auth)\n"
 )
 
 

@@ -31,7 +31,6 @@ from s2kit.types import (
     PermittedOperationGroups,
     PrefixMatch,
     ReadWritePermissions,
-    TimeseriesInterval,
 )
 
 
@@ -366,10 +365,10 @@ def test_handles_make_no_requests_and_have_readable_reprs() -> None:
     asyncio.run(client.aclose())
 
 
-# --- access tokens and metrics (cloud only: lite validates, then answers 501) -----------------
+# --- access tokens (lite without --auth validates, then answers 501; tests/auth has --auth) ----
 
 
-async def test_access_token_and_metric_calls_are_not_implemented_by_lite(s2: s2kit.S2) -> None:
+async def test_access_token_calls_are_not_implemented_without_auth(s2: s2kit.S2) -> None:
     scope = AccessTokenScope(
         basins=PrefixMatch(""),
         streams=ExactMatch("s"),
@@ -383,9 +382,6 @@ async def test_access_token_and_metric_calls_are_not_implemented_by_lite(s2: s2k
         ),
         lambda: s2.list_access_tokens(prefix="tok", start_after="a", limit=5),
         lambda: s2.revoke_access_token("token-1"),
-        lambda: s2.account_metrics("active-basins", start=0, end=3600),
-        lambda: s2.basin_metrics("some-basin", "storage", interval=TimeseriesInterval.HOUR),
-        lambda: s2.stream_metrics("some-basin", "a/b", start=0, end=60),
     ]
     for call in calls:
         with pytest.raises(ServerError) as exc:

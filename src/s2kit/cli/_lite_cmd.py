@@ -21,6 +21,8 @@ from s2kit.server._front import (
     make_server_context,
     raise_fd_limit,
 )
+from s2kit.server._logging import configure as configure_logging
+from s2kit.server._tokens_gate import root_token_problem
 
 
 def _tune_gc() -> None:
@@ -70,6 +72,13 @@ def run(args: argparse.Namespace) -> int:
         for name in ("memory_budget", "append_inflight_bytes", "delete_on_empty_grace")
         if (value := getattr(args, name)) is not None
     }
+    root_token = args.root_token or os.environ.get(ROOT_TOKEN_ENV) or None
+    if args.root_token and not args.auth:
+        sys.stderr.write("s2kit lite: --root-token needs --auth\n")
+        return 2
+    if args.auth and root_token is not None and (problem := root_token_problem(root_token)):
+        sys.stderr.write(f"s2kit lite: {problem} (--root-token / {ROOT_TOKEN_ENV})\n")
+        return 2
     config = LiteConfig(
         host=args.host,
         port=port,
@@ -81,14 +90,19 @@ def run(args: argparse.Namespace) -> int:
         allowed_hosts=tuple(args.allow_host),
         data_dir=args.data_dir,
         check_pages=not args.skip_page_check,
+        auth=args.auth,
+        root_token=root_token if args.auth else None,
         limits=limits,
         **optional,
     )
-    if not is_loopback(args.host):
+    if not is_loopback(args.host) and not args.auth:
         sys.stderr.write(
             f"s2kit lite: warning: listening on {args.host}, reachable from other machines, "
-            "and lite checks no access tokens: anyone who can connect can read and write\n"
+            "and lite checks no access tokens (--auth makes it): anyone who can connect can "
+            "read and write\n"
         )
+    # Undone at the end: `main(["lite", ...])` may run inside a longer-lived process (tests).
+    restore_logging = configure_logging(args.log_level, args.log_format)
     try:
         _tune_gc()
         asyncio.run(_serve(config, self_signed))
@@ -98,7 +112,28 @@ def run(args: argparse.Namespace) -> int:
     except _ListenError as exc:
         sys.stderr.write(f"s2kit lite: cannot listen on {args.host}:{port}: {exc}\n")
         return 1
+    finally:
+        restore_logging()
     return 0
+
+
+ROOT_TOKEN_ENV = "S2KIT_ROOT_TOKEN"
+"""Where ``s2kit lite --auth`` takes its root token from when ``--root-token`` is not given."""
+
+
+def _token_line(config: LiteConfig, root_token: str | None) -> str:
+    """The start-up hint's S2_ACCESS_TOKEN line: only a root token lite generated is shown
+    (a given one is the operator's already, and stdout may end up in a log)."""
+    if not config.auth:
+        return "  export S2_ACCESS_TOKEN=ignored"
+    if config.root_token is None:
+        return (
+            f"  export S2_ACCESS_TOKEN={root_token}"
+            "  # the root token (every operation); issue scoped ones from it"
+        )
+    if os.environ.get(ROOT_TOKEN_ENV) == config.root_token:
+        return f'  export S2_ACCESS_TOKEN="${ROOT_TOKEN_ENV}"  # the root token'
+    return "  # and S2_ACCESS_TOKEN: the root token given with --root-token"
 
 
 class _ListenError(Exception):
@@ -162,7 +197,7 @@ async def _serve(config: LiteConfig, self_signed: bytes | None = None) -> None:
             "Point S2 clients at it:",
             f"  export S2_ACCOUNT_ENDPOINT={url}",
             f"  export S2_BASIN_ENDPOINT={url}",
-            "  export S2_ACCESS_TOKEN=ignored",
+            _token_line(config, lite.root_token),
         ]
         if self_signed is not None:
             cert = _write_cert(self_signed, lite.port)

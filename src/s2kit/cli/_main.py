@@ -94,7 +94,7 @@ def _common_flags() -> _Parser:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every sub-command."""
     from s2kit import __version__
-    from s2kit.cli import _bench, _config_file, _records, _resources, _tokens
+    from s2kit.cli import _bench, _config_file, _metrics, _records, _resources, _tokens
 
     common = _common_flags()
     parser = _Parser(
@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     _resources.add_parsers(cmds)
     _records.add_parsers(cmds)
     _tokens.add_parsers(cmds)
+    _metrics.add_parsers(cmds)
     _bench.add_parser(cmds)
     _config_file.add_parser(cmds)
     _add_lite(sub)
@@ -170,6 +171,33 @@ def _add_lite(sub: argparse._SubParsersAction[_Parser]) -> None:
         action="store_true",
         help="with --data-dir: start without verifying every page of the data file first "
         "(about 2.7 s per GB); run `s2kit lite verify` instead when convenient",
+    )
+    access = lite.add_argument_group("access tokens (see docs/auth.md)")
+    access.add_argument(
+        "--auth",
+        action="store_true",
+        help="require an access token on every request but /health and serve the "
+        "access-token API; the root token is printed at start unless given",
+    )
+    access.add_argument(
+        "--root-token",
+        metavar="TOKEN",
+        help="with --auth: the root token, 16+ printable ASCII characters (default: "
+        "$S2KIT_ROOT_TOKEN, else a new one each start); the variable keeps it out of `ps`",
+    )
+    logs = lite.add_argument_group("logging (see docs/observability.md)")
+    logs.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default="info",
+        help="least severe lines logged to stderr (default info: errors of requests too; "
+        "debug: a line per request)",
+    )
+    logs.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="text lines (default), or one JSON object per line",
     )
     limits = lite.add_argument_group("limits (see docs/lite-limits.md)")
     limits.add_argument(

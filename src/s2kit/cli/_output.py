@@ -112,7 +112,10 @@ def describe_error(exc: S2Error, settings_hint: str = "") -> str:
     if isinstance(exc, ServerError):
         hint = ""
         if exc.code == "not_implemented":
-            hint = " (this server does not support the operation; lite has no access tokens)"
+            hint = (
+                " (this server does not support the operation; lite serves access tokens with"
+                " --auth)"
+            )
         return f"{exc.message} [{exc.code}, HTTP {exc.status}]{hint}"
     if isinstance(exc, ConnectError):
         return f"{exc}{_tls_hint(str(exc)) or settings_hint}"

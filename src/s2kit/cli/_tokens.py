@@ -1,4 +1,4 @@
-"""Access-token commands: issue, list and revoke (S2 cloud; lite answers ``not_implemented``)."""
+"""Access-token commands: issue, list and revoke (S2, and lite with ``--auth``: docs/auth.md)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from s2kit import (
 )
 from s2kit.cli._config import Settings, make_client, positive_int
 from s2kit.cli._output import print_json, print_line, print_table
+from s2kit.wire._json_account import token_info_obj
 
 if TYPE_CHECKING:
     from s2kit.cli._main import Commands
@@ -132,8 +133,8 @@ async def list_access_tokens(args: argparse.Namespace, settings: Settings) -> in
             start_after = page.items[-1].id
     if args.limit is not None:
         tokens = tokens[: args.limit]
-    if settings.json:
-        print_json(tokens)
+    if settings.json:  # as the API writes them: `exact`/`prefix`, RFC 3339 times
+        print_json([token_info_obj(t) for t in tokens])
     else:
         print_table(["ID", "EXPIRES", "AUTO-PREFIX", "SCOPE"], [_row(t) for t in tokens])
     return 0

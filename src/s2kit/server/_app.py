@@ -1,8 +1,8 @@
 """Lite's application: routes each request to its handler and turns errors into S2 responses.
 
 Routing works on the raw (still percent-encoded) path so that stream names containing ``/``
-stay one segment (s2-api.md §1.2); the basin comes from ``s2-basin`` or a ``{basin}.`` Host
-subdomain.
+stay one segment; the basin comes from ``s2-basin`` or a ``{basin}.`` Host subdomain
+(docs/protocol.md#endpoints-and-basin-routing).
 """
 
 from __future__ import annotations
@@ -15,8 +15,11 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from s2kit.errors import ErrorCode, ServerError
+from s2kit.server import _h_metrics as metrics
 from s2kit.server import _h_records as records
 from s2kit.server import _h_resources as resources
+from s2kit.server import _h_tokens as tokens
+from s2kit.server._auth import OPEN, Guard
 from s2kit.server._catalog import basin_name_problem
 from s2kit.server._http import (
     Query,
@@ -28,17 +31,22 @@ from s2kit.server._http import (
     require_json_content_type,
 )
 from s2kit.server._memory import MemoryBudget
+from s2kit.server._observe import RequestObserver
 from s2kit.server._routes import Match, Miss, Where, classify
+from s2kit.server._tokens import token_id_problem
 
 if TYPE_CHECKING:
     from s2kit.server._backend import Backend
     from s2kit.server._front import Request, Responder
+    from s2kit.server._tokens_gate import Gate
 
 log = logging.getLogger("s2kit.server")
 
 _ACCOUNT: dict[str, Callable[[Backend, Reply], Awaitable[None]]] = {
     "list_basins": resources.list_basins,
     "create_basin": resources.create_basin,
+    "account_metrics": metrics.account_metrics,
+    "prometheus": metrics.prometheus,
 }
 _BASIN: dict[str, Callable[[Backend, Reply, str], Awaitable[None]]] = {
     "get_basin_config": resources.get_basin_config,
@@ -47,6 +55,7 @@ _BASIN: dict[str, Callable[[Backend, Reply, str], Awaitable[None]]] = {
     "delete_basin": resources.delete_basin,
     "list_streams": resources.list_streams,
     "create_stream": resources.create_stream,
+    "basin_metrics": metrics.basin_metrics,
 }
 _STREAM: dict[str, Callable[[Backend, Reply, str, str], Awaitable[None]]] = {
     "get_stream_config": resources.get_stream_config,
@@ -56,23 +65,27 @@ _STREAM: dict[str, Callable[[Backend, Reply, str, str], Awaitable[None]]] = {
     "read": records.read,
     "append": records.append,
     "check_tail": records.check_tail,
+    "stream_metrics": metrics.stream_metrics,
 }
 """Handlers by route name (``_routes.ROUTES``), by the resources they take."""
+_TOKENS: dict[str, Callable[[Gate, Reply, str | None], Awaitable[None]]] = {
+    "list_access_tokens": tokens.list_access_tokens,
+    "issue_access_token": tokens.issue_access_token,
+    "revoke_access_token": tokens.revoke_access_token,
+}
+"""The access-token API, served with ``--auth`` (a stub without, as in s2-lite)."""
 _STUBS = frozenset(
     {
         "not_implemented",
-        "list_access_tokens",
-        "issue_access_token",
-        "revoke_access_token",
-        "account_metrics",
-        "basin_metrics",
-        "stream_metrics",
         "list_locations",
         "get_default_location",
         "set_default_location",
     }
 )
-"""Routes lite answers ``not_implemented`` (after validating the request, §3.1)."""
+"""Routes lite answers ``not_implemented``, after validating the request.
+
+As s2-lite does (docs/protocol.md#account).
+"""
 
 
 class App:
@@ -86,8 +99,11 @@ class App:
         cors_origins: tuple[str, ...] = (),
         allowed_hosts: tuple[str, ...] | None = None,
         memory: MemoryBudget | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self.backend = backend
+        self.gate = gate
+        """With ``--auth``: every request but /health needs a token (``_tokens_gate.py``)."""
         self.cors = cors
         self.cors_origins = frozenset(o.rstrip("/").lower() for o in cors_origins)
         self.allowed_hosts = (
@@ -99,6 +115,8 @@ class App:
         self.active = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self.observer = RequestObserver(backend)
+        """Metrics and the log line of each request (``_observe.py``)."""
 
     async def drain(self, grace: float) -> None:
         """Refuse new requests and wait (at most ``grace`` seconds) for those in progress.
@@ -147,6 +165,8 @@ class App:
         reply = Reply(request, responder, self._cors_headers(request), self.memory.share())
         self.active += 1
         self._idle.clear()
+        started = self.observer.begin(reply)
+        error: ServerError | None = None
         try:
             if problem := self._host_problem(request):
                 raise err(ErrorCode.BAD_HEADER, problem)
@@ -154,6 +174,7 @@ class App:
                 raise err(ErrorCode.SERVER_DRAINING, "server is shutting down")
             await self._route(reply)
         except ServerError as exc:
+            error = exc
             if responder.started:
                 log.debug("error after response started: %s", exc)
                 return
@@ -161,6 +182,7 @@ class App:
         finally:
             assert reply.share is not None
             reply.share.close()
+            self.observer.end(reply, started, error)
             self.active -= 1
             if not self.active:
                 self._idle.set()
@@ -171,7 +193,7 @@ class App:
             await self._preflight(reply)
             return
         found = classify(request.method, request.path)
-        if isinstance(found, Miss):  # framework-style empty 404/405 (§3.4)
+        if isinstance(found, Miss):  # framework-style empty 404/405
             await reply.empty(found.value)
             return
         reply.route = found
@@ -179,19 +201,38 @@ class App:
         if name == "health":
             await reply.send(200, b"OK", [("content-type", "text/plain")])
             return
-        await self._dispatch(reply, found)
+        if self.gate is None:
+            await self._dispatch(reply, found, OPEN)
+            return
+        grant = self.gate.authenticate(reply.request)
+        async with self.gate.hold(grant, reply.responder):
+            await self._dispatch(reply, found, Guard(grant))
 
-    async def _dispatch(self, reply: Reply, found: Match) -> None:
-        """Resolve the resources the route names (400s), then run its handler."""
+    async def _dispatch(self, reply: Reply, found: Match, guard: Guard) -> None:
+        """Check the token against the route (403s) as the resources it names resolve (400s),
+        then run its handler."""
         route, backend, name = found.route, self.backend, found.route.name
-        basin = stream = None
+        guard.require(route.needs)
+        basin = stream = token_id = None
         if route.basin is Where.PATH:
             basin = resources.checked_basin(path_segment(found.params["basin"]))
         elif route.basin is Where.HEADER:
             basin = self._basin(reply.request)
         if route.stream is Where.PATH:
             stream = resources.checked_stream(path_segment(found.params["stream"]))
-        if name in _STUBS:
+        if route.token is Where.PATH:
+            token_id = _checked_token_id(path_segment(found.params["id"]))
+        if basin is not None:
+            guard.basin(basin)
+        if stream is not None and guard.grant is not None:
+            stream = resources.checked_stream(guard.stream(stream))
+        if token_id is not None:
+            guard.token(token_id)
+        reply.guard = guard
+        if name in _TOKENS and self.gate is not None:
+            await _TOKENS[name](self.gate, reply, token_id)
+            return
+        if name in _STUBS or name in _TOKENS:
             await _check_stub_request(reply.request)
             raise err(ErrorCode.NOT_IMPLEMENTED, "Not implemented")
         if basin is None:
@@ -228,7 +269,7 @@ class App:
 
 
 async def _check_stub_request(request: Request) -> None:
-    """Lite parses a stubbed request before its 501 (§3.1): malformed ones still get 400s."""
+    """Lite parses a stubbed request before its 501: malformed ones still get 400s."""
     parts = request.path.split("/")[2:]
     query = Query(request.query)
     if parts[0] == "metrics":
@@ -241,6 +282,13 @@ async def _check_stub_request(request: Request) -> None:
     if request.method in ("POST", "PUT"):
         require_json_content_type(request)
         json_body(await read_body(request))
+
+
+def _checked_token_id(token_id: str) -> str:
+    """An access token id from a path, or ``bad_path``."""
+    if problem := token_id_problem(token_id):
+        raise err(ErrorCode.BAD_PATH, problem)
+    return token_id
 
 
 def is_loopback(host: str) -> bool:

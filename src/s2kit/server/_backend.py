@@ -12,11 +12,13 @@ import time
 from typing import TYPE_CHECKING
 
 from s2kit.errors import ErrorCode
+from s2kit.server._accounting import attach_usage
 from s2kit.server._catalog import Catalog, StreamMeta, err
 from s2kit.server._crypto import RecordCipher, parse_encryption_key
 from s2kit.server._engine import FOLLOW_TICK, Committer, StreamOwner, wake_due
 from s2kit.server._memory import DEFAULT_APPEND_INFLIGHT, Admission
 from s2kit.server._meta import attach
+from s2kit.server._prom import Telemetry
 from s2kit.server._reads import ReadSettings
 from s2kit.server._render import Renderings
 from s2kit.server._storage import MemoryStorage, Reported, Storage, StreamKey
@@ -28,7 +30,8 @@ log = logging.getLogger("s2kit.server")
 
 DORMANT_AFTER = 60.0
 DELETE_ON_EMPTY_GRACE = 600.0
-"""s2-lite's delete-on-empty refresh period, which also pads every deadline (§15.5)."""
+"""s2-lite's delete-on-empty refresh period, which also pads every deadline
+(docs/protocol.md#background-jobs)."""
 
 
 class Backend:
@@ -54,6 +57,11 @@ class Backend:
         # Durable storage restores the catalog and persists its changes with each commit.
         self.meta = attach(self.catalog, self.storage)
         self.committer = Committer(self.storage, flush_interval, self.meta)
+        self.telemetry = Telemetry()
+        """Operator counters (``/metrics``, ``_prom.py``)."""
+        self.committer.on_commit = self.telemetry.committed
+        self.usage = attach_usage(self.catalog, self.storage, self.meta)
+        """Usage accounting behind the S2 metrics API (``_accounting.py``)."""
         self.read_settings = read_settings or ReadSettings()
         self.owners: dict[StreamKey, StreamOwner] = {}
         self.background_interval = background_interval
@@ -67,6 +75,7 @@ class Backend:
             tg.create_task(self.committer.run())
             tg.create_task(self._background())
             tg.create_task(self._follow_ticker())
+            tg.create_task(self.usage.run())
 
     async def _follow_ticker(self) -> None:
         """Wake followers whose heartbeat or read deadline is due (``_engine.wake_due``)."""
@@ -76,7 +85,7 @@ class Backend:
             wake_due(self.owners.values(), loop.time())
 
     async def meta_durable(self) -> None:
-        """Wait until every catalog change so far is durable (at once in memory, §15.4).
+        """Wait until every catalog change so far is durable (at once in memory).
 
         Raises:
             ServerError: ``storage`` if persisting them failed.
@@ -106,6 +115,7 @@ class Backend:
             ServerError: the stream is gone, the batch is invalid for it, or it is closing.
         """
         size = sum(sizes)
+        arrived = time.perf_counter()
         await self.admission.admit(size)
         try:
             owner = self.owner(self.stream_for_append(basin, stream, config))
@@ -116,7 +126,14 @@ class Backend:
         except BaseException:
             self.admission.done(size)
             raise
-        future.add_done_callback(lambda _: self.admission.done(size))
+        telemetry = self.telemetry
+        telemetry.appended(len(sizes), size, time.perf_counter() - arrived)
+
+        def settled(_: object) -> None:
+            self.admission.done(size)
+            telemetry.ack_seconds.observe(time.perf_counter() - arrived)
+
+        future.add_done_callback(settled)
         return future, False
 
     def owner(self, meta: StreamMeta) -> StreamOwner:
@@ -158,7 +175,7 @@ class Backend:
     def stream_for_append(
         self, basin: str, stream: str, config: StreamConfig | None = None
     ) -> StreamMeta:
-        """The stream to append to, created if the basin says so (§10.5), with ``config`` (the
+        """The stream to append to, created if the basin says so, with ``config`` (the
         ``s2-stream-config`` header) over the basin defaults."""
         auto = self.catalog.basin(basin).config.create_stream_on_append
         return self._resolve(basin, stream, auto_create=auto, config=config)
@@ -171,7 +188,7 @@ class Backend:
         return self._resolve(basin, stream, auto_create=auto, config=config)
 
     def cipher(self, meta: StreamMeta, key_header: str | None) -> RecordCipher | None:
-        """The record cipher for an encrypted stream (§10.6); None for a plain one."""
+        """The record cipher for an encrypted stream; None for a plain one."""
         if meta.cipher is None:
             return None
         if key_header is None:
@@ -200,7 +217,7 @@ class Backend:
 
     def delete_basin(self, basin: str) -> None:
         """Start deleting a basin. Only the basin is marked now; the background job then
-        deletes its streams and finally the basin, as s2-lite's does (§10.4)."""
+        deletes its streams and finally the basin, as s2-lite's does (docs/protocol.md#deletion)."""
         self.catalog.mark_basin_deleted(basin)
 
     # --- background ---------------------------------------------------------------------------
@@ -252,7 +269,7 @@ class Backend:
         # s2-lite arms a check on writes only when records expire: on an infinite-retention
         # stream nothing but a trim can empty it, and the trim arms its own. Writes arm at
         # most once per refresh period; the deadline's padding by that period covers the
-        # writes in between (§15.5).
+        # writes in between.
         meta = owner.meta
         if not isinstance(meta.config.retention_policy, int):
             return
@@ -264,7 +281,7 @@ class Backend:
         self.catalog.arm_delete_on_empty(meta, time.time())
 
     def _delete_if_empty(self, meta: StreamMeta, key: StreamKey, now: float) -> None:
-        """The delete-on-empty job for one stream (§15.5), as s2-lite runs it: each armed
+        """The delete-on-empty job for one stream, as s2-lite runs it: each armed
         check, once due, deletes the stream if it holds no records, has no append in flight,
         and was last written at least its ``min_age`` before the check's deadline."""
         if not meta.config.delete_on_empty_min_age_secs:

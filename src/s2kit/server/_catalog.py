@@ -2,7 +2,7 @@
 
 Pure bookkeeping, synchronous and without I/O; the backend layers records and background work
 on top. Stream configs are stored fully resolved against the basin defaults current at the
-time (s2-api.md §10.2), basin configs exactly as given.
+time (docs/protocol.md#how-configs-are-stored), basin configs exactly as given.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def _pick(*values: T | None) -> T | None:
 
 
 def resolve_stream_config(cfg: StreamConfig | None, defaults: StreamConfig | None) -> StreamConfig:
-    """Stream value, else basin default, else system default (§10.1), for every field."""
+    """Stream value, else basin default, else system default, for every field."""
     c = cfg or StreamConfig()
     d = defaults or StreamConfig()
     cts, dts = c.timestamping or Timestamping(), d.timestamping or Timestamping()
@@ -203,7 +203,7 @@ def reconfigure_basin_config(cfg: BasinConfig, rc: BasinReconfiguration) -> Basi
 
 
 class DoeTimer(NamedTuple):
-    """One armed delete-on-empty check (s2-api.md §15.5).
+    """One armed delete-on-empty check (docs/protocol.md#background-jobs).
 
     s2-lite arms one on create, on a reconfigure or ensure that turns delete-on-empty on, on
     writes (at most once per refresh period) and after a trim that empties the stream. Each is
@@ -235,7 +235,7 @@ def doe_timer(config: StreamConfig, at: float, *, after_trim: bool = False) -> D
 
 
 def creation_key(token: str, config_json: str) -> str:
-    """Idempotency key of a create: the token and the config exactly as given (§10.3)."""
+    """Idempotency key of a create: the token and the config exactly as given."""
     return hashlib.blake2b(f"{token}\0{config_json}".encode(), digest_size=16).hexdigest()
 
 
@@ -295,16 +295,23 @@ def _utf8_key(name: str) -> bytes:
 
 
 def paginate(
-    names: list[str], prefix: str, start_after: str, limit: int, get: Callable[[str], T]
+    names: list[str],
+    prefix: str,
+    start_after: str,
+    limit: int,
+    get: Callable[[str], T],
+    keep: Callable[[str], bool] | None = None,
 ) -> Page[T]:
-    """Byte-wise sorted listing with prefix, exclusive cursor and limit (§3.0)."""
+    """Byte-wise sorted listing with prefix, exclusive cursor and limit; ``keep``
+    filters names before they count (an access token's scope, ``_auth.py``)."""
     lo_key = max(prefix.encode(), start_after.encode() + b"\0") if start_after else prefix.encode()
     i = bisect.bisect_left(names, lo_key, key=_utf8_key)
     out: list[T] = []
     while i < len(names) and names[i].startswith(prefix):
-        if len(out) == limit:
-            return Page(items=tuple(out), has_more=True)
-        out.append(get(names[i]))
+        if keep is None or keep(names[i]):
+            if len(out) == limit:
+                return Page(items=tuple(out), has_more=True)
+            out.append(get(names[i]))
         i += 1
     return Page(items=tuple(out), has_more=False)
 
@@ -365,10 +372,16 @@ class Catalog:
             raise err(ErrorCode.BASIN_DELETION_PENDING, f"basin `{name}` is being deleted")
         return b
 
-    def list_basins(self, prefix: str, start_after: str, limit: int) -> Page[BasinInfo]:
-        """One page of basins."""
+    def list_basins(
+        self,
+        prefix: str,
+        start_after: str,
+        limit: int,
+        keep: Callable[[str], bool] | None = None,
+    ) -> Page[BasinInfo]:
+        """One page of basins (of those ``keep`` keeps)."""
         return paginate(
-            self._basin_names, prefix, start_after, limit, lambda n: self.basins[n].info()
+            self._basin_names, prefix, start_after, limit, lambda n: self.basins[n].info(), keep
         )
 
     def create_basin(
@@ -446,13 +459,21 @@ class Catalog:
         return s
 
     def list_streams(
-        self, basin: str, prefix: str, start_after: str, limit: int
+        self,
+        basin: str,
+        prefix: str,
+        start_after: str,
+        limit: int,
+        keep: Callable[[str], bool] | None = None,
     ) -> Page[StreamInfo]:
-        """One page of streams; an unknown basin lists nothing (§15.2)."""
+        """One page of streams (of those ``keep`` keeps); an unknown basin lists nothing,
+        as in s2-lite."""
         b = self.basins.get(basin)
         if b is None:
             return Page(items=(), has_more=False)
-        return paginate(b.stream_names, prefix, start_after, limit, lambda n: b.streams[n].info())
+        return paginate(
+            b.stream_names, prefix, start_after, limit, lambda n: b.streams[n].info(), keep
+        )
 
     def create_stream(
         self, basin: str, name: str, config: StreamConfig | None, token: str | None

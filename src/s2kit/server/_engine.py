@@ -5,12 +5,13 @@ Theory of operation
 * ``StreamOwner.append`` runs synchronously on the event loop, so appends to a stream are
   sequenced in arrival order without locks: conditions (fencing token, match_seq_num) are
   checked against the *pending* state, which includes earlier appends not yet durable, so
-  pipelined sessions work (s2-api.md §8.4). Seq_nums and timestamps are assigned there and then.
+  pipelined sessions work (docs/protocol.md#append-conditions). Seq_nums and timestamps are
+  assigned there and then.
 * The sequenced batch waits in the owner's ``unflushed`` list. The :class:`Committer` wakes at
   most every flush interval, takes every dirty owner's batches and hands them to storage in one
   commit (group commit across streams). Only after the commit returns are acks released, in
-  order, and the records broadcast to followers (§15.4): an ack means durable, and no reader
-  sees a record that could still be lost.
+  order, and the records broadcast to followers (docs/protocol.md#write-path-and-durability): an
+  ack means durable, and no reader sees a record that could still be lost.
 * If a commit fails, every batch of that round fails with ``storage``, and so does every batch
   sequenced on top of them; the pending state rolls back to the committed state.
 * A condition failure (412) is reported only once everything before it is durable, so the
@@ -165,12 +166,12 @@ class StreamOwner:
     inflight: list[_Pending] = field(default_factory=list)
     followers: set[Follower] = field(default_factory=set)
     readers: int = 0
-    """Read sessions holding this owner; they keep it from going dormant (§15.4)."""
+    """Read sessions holding this owner; they keep it from going dormant."""
     last_active: float = field(default_factory=time.monotonic)
     closed: S2Error | None = None
     on_write: Callable[[StreamOwner], None] | None = None
     """Called after each sequenced append to a stream with delete-on-empty on (the backend
-    arms its checks, s2-api.md §15.5)."""
+    arms its checks)."""
     doe_refreshed: float | None = None
     """Monotonic time a write last armed a delete-on-empty check; per owner, like s2-lite's
     per-streamer rate limit."""
@@ -190,7 +191,7 @@ class StreamOwner:
         return bool(self.unflushed or self.inflight or self.followers or self.readers)
 
     def condition_failure(self, inp: AppendInput) -> S2Error | None:
-        """The 412 ``inp`` fails with against the pending state (§8.4), if any."""
+        """The 412 ``inp`` fails with against the pending state, if any."""
         if inp.fencing_token is not None and inp.fencing_token != self.pending_token:
             return FencingTokenMismatch(self.pending_token)
         if inp.match_seq_num is not None and inp.match_seq_num != self.next_seq:
@@ -198,7 +199,7 @@ class StreamOwner:
         return None
 
     def reject(self, error: S2Error) -> asyncio.Future[AppendAck]:
-        """A future failing with ``error`` once everything before it is durable (§15.4)."""
+        """A future failing with ``error`` once everything before it is durable."""
         fut: asyncio.Future[AppendAck] = asyncio.get_running_loop().create_future()
         pending = self.unflushed or self.inflight
         if not pending:
@@ -264,7 +265,7 @@ class StreamOwner:
                     if op == b"fence":
                         token = body.decode()
                     elif op == b"trim":
-                        # A trim never trims past itself (§8.7) and only moves forward.
+                        # A trim never trims past itself and only moves forward.
                         trim = max(trim, min(struct.unpack(">Q", body)[0], seq + 1))
                 elif cipher is not None:
                     body = cipher.encrypt(encode_envelope(headers, body))
@@ -363,7 +364,7 @@ def _is_command(headers: Sequence[tuple[bytes, bytes]]) -> bool:
 
 
 def _check_aes_gcm_limit(inp: AppendInput, first: int) -> None:
-    """Refuse a batch that would seal a record past the AES-256-GCM bound (s2-api.md §2).
+    """Refuse a batch that would seal a record past the AES-256-GCM bound.
 
     Only sealed records count: command records are stored in plaintext and exempt, as in
     s2-lite, so fencing and trimming keep working on a stream at the bound. The error names
@@ -407,6 +408,8 @@ class Committer:
         """Catalog changes to persist with each round (durable storage only)."""
         if meta is not None:
             meta.wake = self._wake.set
+        self.on_commit: Callable[[float, Sequence[StreamCommit]], None] | None = None
+        """Told how long each successful round took in storage (operator metrics)."""
 
     def mark_dirty(self, owner: StreamOwner) -> None:
         """Schedule ``owner``'s unflushed batches for the next commit."""
@@ -441,6 +444,7 @@ class Committer:
         if not work and meta is None:
             return
         commits = [c for _, c in work]
+        started = time.perf_counter()
         try:
             await self._commit(commits, meta.rows if meta is not None else ())
         except Exception as exc:
@@ -452,6 +456,8 @@ class Committer:
                 self.meta.failed(meta, exc)
             return
         self.commits += 1
+        if self.on_commit is not None:
+            self.on_commit(time.perf_counter() - started, commits)
         if meta is not None and self.meta is not None:
             self.meta.done(meta)
         for o, c in work:

@@ -1,9 +1,10 @@
 """Lite handlers for the data plane: check-tail, unary append and read, and the streaming
-forms — S2S append sessions, S2S read sessions and SSE reads (s2-api.md §3.3, §6–§9).
+forms — S2S append sessions, S2S read sessions and SSE reads (docs/protocol.md#records).
 
-Append sessions follow retry-safety.md §6.2: inputs are admitted (sequenced) in arrival order;
-the first failure poisons the session, so nothing after it is applied; every admitted input is
-acked, in order, before the terminal frame; an ack is only sent once the input is durable.
+Append sessions follow docs/retry-safety.md#server-obligations: inputs are admitted (sequenced)
+in arrival order; the first failure poisons the session, so nothing after it is applied; every
+admitted input is acked, in order, before the terminal frame; an ack is only sent once the input
+is durable.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 from s2kit.errors import ErrorCode, FrameError, ServerError
 from s2kit.server._h_resources import checked_stream
 from s2kit.server._http import Query, Reply, err, error_body, json_body, read_body
+from s2kit.server._observe import AppendTally, ReadTally
 from s2kit.server._reads import UNARY_WAIT_MAX, ReadParams, read_session, resolve_start
 from s2kit.types import (
     AppendAck,
@@ -78,7 +80,7 @@ def stream_config_header(reply: Reply) -> StreamConfig | None:
 async def check_tail(backend: Backend, reply: Reply, basin: str, stream: str) -> None:
     """GET /v1/streams/{stream}/records/tail."""
     tail = backend.check_tail(basin, checked_stream(stream), stream_config_header(reply))
-    await backend.meta_durable()  # the stream may have just been auto-created (§10.5)
+    await backend.meta_durable()  # the stream may have just been auto-created
     await reply.json(200, {"tail": {"seq_num": tail.seq_num, "timestamp": tail.timestamp}})
 
 
@@ -111,12 +113,20 @@ async def append(backend: Backend, reply: Reply, basin: str, stream: str) -> Non
     else:
         raise err(ErrorCode.BAD_JSON, "Expected request with `Content-Type: application/json`")
     sizes = _validate(inp)
+    reply.guard.check_batch(inp)  # trim and fence need their own operations (``_auth.py``)
     config = stream_config_header(reply)
     meta = backend.stream_for_append(basin, stream, config)
     cipher = backend.cipher(meta, request.header("s2-encryption-key"))
-    future, _ = await backend.append(basin, stream, config, inp, sizes, cipher)
+    future, failed = await backend.append(basin, stream, config, inp, sizes, cipher)
+    _tally(backend, basin, meta).add(0 if failed else sum(sizes))
     ack = await future
     await _send_ack(reply, ack)
+
+
+def _tally(backend: Backend, basin: str, meta: StreamMeta) -> AppendTally:
+    """The usage accounting of one append request (``_observe.py``)."""
+    storage_class = meta.config.storage_class
+    return AppendTally(backend, basin, "express" if storage_class is None else storage_class.value)
 
 
 async def _send_ack(reply: Reply, ack: AppendAck) -> None:
@@ -136,6 +146,7 @@ async def _append_session(backend: Backend, reply: Reply, basin: str, stream: st
     compression = _negotiate.s2s_compression_from_accept_encoding(
         request.header_all("accept-encoding")
     )
+    tally = _tally(backend, basin, meta)
     await responder.start(200, [("content-type", "s2s/proto"), *STREAMING_HEADERS, *reply.extra])
     acks: asyncio.Queue[asyncio.Future[AppendAck] | ServerError | None] = asyncio.Queue()
 
@@ -160,7 +171,9 @@ async def _append_session(backend: Backend, reply: Reply, basin: str, stream: st
                     except _proto.ProtoDecodeError as exc:
                         raise FrameError(str(exc)) from None
                     sizes = _validate(inp)
+                    reply.guard.check_batch(inp)
                     future, failed = await backend.append(basin, stream, config, inp, sizes, cipher)
+                    tally.add(0 if failed else sum(sizes))
                     acks.put_nowait(future)
                     if failed:
                         # The 412 is reported later (once what precedes it is durable), but it
@@ -313,10 +326,11 @@ async def read(backend: Backend, reply: Reply, basin: str, stream: str) -> None:
             raise err(ErrorCode.BAD_HEADER, "Invalid header `last-event-id`") from None
         params = _resumed(params, resume)
     meta = backend.stream_for_read(basin, stream, stream_config_header(reply))
-    await backend.meta_durable()  # the stream may have just been auto-created (§10.5)
+    await backend.meta_durable()  # the stream may have just been auto-created
     cipher = backend.cipher(meta, request.header("s2-encryption-key"))
     owner = backend.owner(meta)
     start = resolve_start(params, owner, backend.storage)
+    tally = ReadTally(backend, basin, streaming=s2s or sse)
     batches = read_session(
         params,
         owner,
@@ -325,9 +339,10 @@ async def read(backend: Backend, reply: Reply, basin: str, stream: str) -> None:
         backend.read_settings,
         start=start,
         share=reply.share,
+        tally=tally,
     )
     # The read pins its owner: were the owner dropped as dormant, appends would go to a new
-    # one this read never hears from (§15.4: sessions survive dormancy).
+    # one this read never hears from (sessions survive dormancy).
     owner.readers += 1
     try:
         if s2s:
@@ -338,6 +353,7 @@ async def read(backend: Backend, reply: Reply, basin: str, stream: str) -> None:
             await _serve_unary(reply, batches, fmt, meta)
     finally:
         owner.readers -= 1
+        tally.close()
 
 
 def _resumed(params: ReadParams, resume: tuple[int, int, int]) -> ReadParams:
@@ -406,7 +422,8 @@ async def _serve_sse(
     await responder.start(
         200, [("content-type", "text/event-stream"), *STREAMING_HEADERS, *reply.extra]
     )
-    # Counters continue from the Last-Event-ID so a second resume stays exact (§17.12).
+    # Counters continue from the Last-Event-ID so a second resume stays exact
+    # (docs/lite-behaviour.md#9-sse-last-event-id-counters-across-resumes).
     count, nbytes = (resume[1], resume[2]) if resume else (0, 0)
     try:
         async with contextlib.aclosing(batches):  # type: ignore[type-var]

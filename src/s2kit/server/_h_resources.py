@@ -1,4 +1,4 @@
-"""Lite handlers for the control plane: basins and streams (s2-api.md §3.1, §3.2, §10)."""
+"""Lite handlers for the control plane: basins and streams (docs/protocol.md#endpoints)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from s2kit.server._http import (
     read_body,
     require_json_content_type,
 )
-from s2kit.types import ProvisionResult, StreamConfig
+from s2kit.types import BasinInfo, Page, ProvisionResult, StreamConfig, StreamInfo
 from s2kit.wire._json import (
     basin_config_from_obj,
     basin_config_obj,
@@ -52,7 +52,7 @@ def _list_params(q: Query, *, basin_names: bool) -> tuple[str, str, int]:
                     ErrorCode.BAD_QUERY,
                     f"invalid query parameter `{name}`: must not exceed 512 bytes in length",
                 )
-    # Lite maps 0 and anything above 1000 to 1000 (§2).
+    # Lite maps 0 and anything above 1000 to 1000, as s2-lite does.
     return prefix, start_after, 1000 if not limit or limit > 1000 else limit
 
 
@@ -93,7 +93,7 @@ def _name_in_body(obj: dict[str, Any], key: str, problem_of: Any) -> str:
         raise err(ErrorCode.BAD_JSON, f"Failed to deserialize the JSON body: `{key}` is required")
     problem = problem_of(name)
     if problem:
-        # Lite reports every JSON extraction failure as bad_json (§17.8).
+        # Lite reports every JSON extraction failure as bad_json (docs/protocol.md#known-quirks).
         raise err(ErrorCode.BAD_JSON, f"Failed to deserialize the JSON body: {problem}")
     return name
 
@@ -118,7 +118,12 @@ def _obj(value: Any) -> dict[str, Any]:
 async def list_basins(backend: Backend, reply: Reply) -> None:
     """GET /v1/basins."""
     prefix, start_after, limit = _list_params(Query(reply.request.query), basin_names=True)
-    page = backend.catalog.list_basins(prefix, start_after, limit)
+    view = reply.guard.basins(prefix, start_after)  # the token's scope (``_auth.py``)
+    page: Page[BasinInfo] = (
+        Page()
+        if view.nothing
+        else backend.catalog.list_basins(view.prefix, view.start_after, limit, view.keep)
+    )
     await reply.json(
         200, {"basins": [basin_info_obj(b) for b in page.items], "has_more": page.has_more}
     )
@@ -130,6 +135,7 @@ async def create_basin(backend: Backend, reply: Reply) -> None:
     require_json_content_type(reply.request)
     obj = _obj(json_body(await read_body(reply.request)))
     name = _name_in_body(obj, "basin", basin_name_problem)
+    reply.guard.basin(name)
     raw_cfg = obj.get("config")
     config = from_json(basin_config_from_obj, {} if raw_cfg is None else raw_cfg)
     meta, result = backend.catalog.create_basin(name, config, token)
@@ -175,10 +181,20 @@ async def delete_basin(backend: Backend, reply: Reply, name: str) -> None:
 async def list_streams(backend: Backend, reply: Reply, basin: str) -> None:
     """GET /v1/streams."""
     prefix, start_after, limit = _list_params(Query(reply.request.query), basin_names=False)
-    page = backend.catalog.list_streams(basin, prefix, start_after, limit)
-    await reply.json(
-        200, {"streams": [stream_info_obj(s) for s in page.items], "has_more": page.has_more}
+    view = reply.guard.streams(prefix, start_after)  # the token's scope (``_auth.py``)
+    page: Page[StreamInfo] = (
+        Page()
+        if view.nothing
+        else backend.catalog.list_streams(basin, view.prefix, view.start_after, limit, view.keep)
     )
+    await reply.json(
+        200, {"streams": [_stream_info(reply, s) for s in page.items], "has_more": page.has_more}
+    )
+
+
+def _stream_info(reply: Reply, info: StreamInfo) -> dict[str, Any]:
+    """``StreamInfo`` named as the client names it (``auto_prefix_streams``, ``_auth.py``)."""
+    return {**stream_info_obj(info), "name": reply.guard.stream_out(info.name)}
 
 
 def _stream_config(raw: Any) -> StreamConfig | None:
@@ -190,23 +206,23 @@ async def create_stream(backend: Backend, reply: Reply, basin: str) -> None:
     token = _request_token(reply)
     require_json_content_type(reply.request)
     obj = _obj(json_body(await read_body(reply.request)))
-    name = _name_in_body(obj, "stream", stream_name_problem)
+    name = reply.guard.stream(_name_in_body(obj, "stream", stream_name_problem))
     meta, result = backend.catalog.create_stream(
         basin, name, _stream_config(obj.get("config")), token
     )
     await backend.meta_durable()
-    await reply.json(201, stream_info_obj(meta.info()), _provision(result))
+    await reply.json(201, _stream_info(reply, meta.info()), _provision(result))
 
 
 async def ensure_stream(backend: Backend, reply: Reply, basin: str, name: str) -> None:
     """PUT /v1/streams/{stream}."""
-    # The body is a bare StreamConfig (§3.2), unlike the basin's wrapped one.
+    # The body is a bare StreamConfig, unlike the basin's wrapped one.
     obj = await _optional_json(reply)
     config = None if obj is None else _stream_config(_obj(obj))
     meta, result = backend.catalog.ensure_stream(basin, name, config)
     await backend.meta_durable()
     status = 201 if result is ProvisionResult.CREATED else 200
-    await reply.json(status, stream_info_obj(meta.info()), _provision(result))
+    await reply.json(status, _stream_info(reply, meta.info()), _provision(result))
 
 
 async def get_stream_config(backend: Backend, reply: Reply, basin: str, name: str) -> None:

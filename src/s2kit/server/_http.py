@@ -17,6 +17,7 @@ from s2kit.errors import (
     SeqNumMismatch,
     ServerError,
 )
+from s2kit.server._auth import OPEN
 from s2kit.server._catalog import err as err
 from s2kit.wire import _compress, _negotiate
 from s2kit.wire._json import JsonInvalid, JsonShapeError, dumps, encode_error, encode_tail, loads
@@ -35,7 +36,7 @@ JSON_CT = ("content-type", "application/json")
 
 
 def error_body(exc: ServerError) -> tuple[int, bytes]:
-    """Status and JSON body for an error, including the 412 and 416 shapes (§13)."""
+    """Status and JSON body for an error, including the 412 and 416 shapes."""
     if isinstance(exc, FencingTokenMismatch):
         return 412, dumps({"fencing_token_mismatch": exc.expected}).encode()
     if isinstance(exc, SeqNumMismatch):
@@ -126,7 +127,7 @@ class Query:
 
 
 def path_segment(raw: str) -> str:
-    """Percent-decode one path segment (names may contain ``/``, §1.2) as UTF-8."""
+    """Percent-decode one path segment (names may contain ``/``) as UTF-8."""
     try:
         # As for the query: the latin-1 text is the raw bytes; decode them, escapes and all.
         return unquote_to_bytes(raw.encode("latin-1")).decode()
@@ -193,7 +194,7 @@ def json_body(body: bytes, *, required: bool = True) -> Any:
 
 
 def require_json_content_type(request: Request) -> None:
-    """JSON bodies need a JSON content type (§1.6)."""
+    """JSON bodies need a JSON content type (docs/protocol.md#content-negotiation)."""
     if not _negotiate.is_json(request.header("content-type")):
         raise err(ErrorCode.BAD_JSON, "Expected request with `Content-Type: application/json`")
 
@@ -231,6 +232,11 @@ class Reply:
         self.share = share
         self.route: Match | None = None
         """The request's route once the app has classified it (``_routes.py``)."""
+        self.guard = OPEN
+        """What the request's access token allows (``_auth.py``); everything without auth."""
+        self.status = 0
+        """The status of a response sent through this reply (0: none yet, or a session the
+        handler started on the responder itself): for metrics and logs (``_observe.py``)."""
 
     async def send(
         self, status: int, body: bytes, headers: list[tuple[str, str]] | None = None
@@ -245,6 +251,7 @@ class Reply:
                 body = _compress.compress_body(body, enc)
                 hdrs.append(("content-encoding", enc))
                 hdrs.append(("vary", "accept-encoding"))
+        self.status = status
         await self.responder.respond(status, hdrs + self.extra, body)
 
     async def json(
@@ -256,8 +263,10 @@ class Reply:
     async def error(self, exc: ServerError) -> None:
         """An S2 error response."""
         status, body = error_body(exc)
+        self.status = status
         await self.responder.respond(status, [JSON_CT, *self.extra], body)
 
     async def empty(self, status: int) -> None:
         """An empty response."""
+        self.status = status
         await self.responder.respond(status, list(self.extra), b"")

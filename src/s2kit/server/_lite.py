@@ -3,7 +3,8 @@ variant for synchronous code and test suites.
 
 ``Lite`` owns two tasks, the HTTP front's accept loop and the backend's jobs, and releases both
 in :meth:`Lite.aclose`. Shutdown drains: no new inputs are admitted, every accepted input is
-acked, then sessions end with ``server_draining`` (retry-safety.md §7.6 P5).
+acked, then sessions end with ``server_draining`` (P5 in
+docs/retry-safety.md#the-server-side).
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from s2kit.server._app import App, is_loopback
 from s2kit.server._backend import DELETE_ON_EMPTY_GRACE, Backend
 from s2kit.server._front import HttpServer, Limits
 from s2kit.server._memory import DEFAULT_APPEND_INFLIGHT, DEFAULT_BUDGET, MemoryBudget
+from s2kit.server._prom import register as register_metrics
 from s2kit.server._reads import ReadSettings
+from s2kit.server._tokens import TokenStore, new_secret
+from s2kit.server._tokens_gate import Gate
 
 if TYPE_CHECKING:
     from s2kit.server._storage import Storage
@@ -64,7 +68,8 @@ class LiteConfig:
     """Seconds a deleted basin or stream stays visible before it is removed."""
     delete_on_empty_grace: float = DELETE_ON_EMPTY_GRACE
     """Seconds added to every delete-on-empty deadline, and the least time between two
-    deadlines armed by writes: 600 as in s2-lite (s2-api.md §15.5). Tests shorten it."""
+    deadlines armed by writes: 600 as in s2-lite (docs/protocol.md#background-jobs). Tests
+    shorten it."""
     heartbeat_min: float = 5.0
     """Shortest gap between read-session heartbeats."""
     heartbeat_max: float = 15.0
@@ -76,6 +81,12 @@ class LiteConfig:
     check_pages: bool = True
     """With ``data_dir``: verify every lmdb page at start-up (about 2.7 s per GB), so a damaged
     file is refused instead of crashing lite later (``_lmdb_txn.refuse_damaged_pages``)."""
+    auth: bool = False
+    """Require an access token on every request but ``/health`` and serve the access-token
+    API (docs/auth.md); without it lite ignores ``Authorization``, as s2-lite does."""
+    root_token: str | None = field(default=None, repr=False)
+    """With ``auth``: the root token (at least 16 printable ASCII characters); None
+    generates one (:attr:`Lite.root_token`)."""
 
 
 class Lite:
@@ -101,8 +112,19 @@ class Lite:
             if storage is not None:
                 storage.close()
             raise
+        self.root_token: str | None = None
+        """With ``auth``: the root token, for the operator to hand out (never logged)."""
+        gate = None
+        if cfg.auth:
+            self.root_token = cfg.root_token or new_secret()
+            try:
+                gate = Gate(TokenStore(self.backend.meta), self.root_token)
+            except BaseException:
+                self.backend.storage.close()
+                raise
         self.app = App(
             self.backend,
+            gate=gate,
             cors=cfg.cors,
             cors_origins=cfg.cors_origins,
             allowed_hosts=cfg.allowed_hosts if is_loopback(cfg.host) else None,
@@ -116,6 +138,7 @@ class Lite:
             tls_only=cfg.tls_only,
             limits=cfg.limits,
         )
+        register_metrics(self)  # into this lite's own registry (``/metrics``, ``_prom.py``)
         self._jobs: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -165,11 +188,19 @@ class Lite:
             await self.app.drain(grace)
             await self.http.shutdown(max(0.0, grace - (loop.time() - started)))
         finally:
-            if self._jobs is not None:
-                self._jobs.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._jobs
-            self.backend.storage.close()
+            try:
+                # The minute in progress goes to storage before the committer stops
+                # (cancelling a commit in progress would lose its rows).
+                with contextlib.suppress(Exception):
+                    self.backend.usage.close()
+                    async with asyncio.timeout(grace):
+                        await self.backend.meta_durable()
+            finally:
+                if self._jobs is not None:
+                    self._jobs.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await self._jobs
+                self.backend.storage.close()
 
     async def __aenter__(self) -> Lite:
         await self.start()
@@ -199,6 +230,8 @@ class LiteThread:
         self._error: BaseException | None = None
         self.url = ""
         self.port = 0
+        self.root_token: str | None = None
+        """With ``auth``: the root token (:attr:`Lite.root_token`)."""
 
     def start(self) -> str:
         """Start the thread and wait until lite listens; returns its URL."""
@@ -218,6 +251,7 @@ class LiteThread:
         try:
             async with Lite(self.config) as lite:
                 self.url, self.port = lite.url, lite.port
+                self.root_token = lite.root_token
                 self._ready.set()
                 await self._stop.wait()
         except BaseException as exc:

@@ -2,12 +2,12 @@
 
 Theory of operation
 -------------------
-* **One writer thread.** Every write — a group commit, a retention or trim deletion, the
-  removal of a deleted stream — runs on one dedicated thread, in submission order, each in its
-  own lmdb write transaction. With ``sync`` on, a commit returns only after lmdb's fdatasync,
-  so when :meth:`LmdbStorage.commit_async` returns the round is durable, and the committer
-  releases acks and feeds followers only then (s2-api.md §15.4). The event loop never waits on
-  a disk flush; it awaits the thread.
+* **One writer thread.** Every write — a group commit, a retention or trim deletion, the removal
+  of a deleted stream — runs on one dedicated thread, in submission order, each in its own lmdb
+  write transaction. With ``sync`` on, a commit returns only after lmdb's fdatasync, so when
+  :meth:`LmdbStorage.commit_async` returns the round is durable, and the committer releases acks
+  and feeds followers only then (docs/protocol.md#write-path-and-durability). The event loop
+  never waits on a disk flush; it awaits the thread.
 * **Atomic rounds.** A group commit is one transaction across all streams and the catalog
   rows of the round. If it fails (map full, disk full, I/O error) lmdb aborts it and nothing of
   it is visible; the engine fails every batch of the round with ``storage``. A full map is
@@ -27,8 +27,14 @@ Theory of operation
   crash holds from the first read after it. A deleted stream's id is retired
   in a durable ``gc`` row first, so a crash resumes the removal at the next start.
 
+* **Stored bytes** (``stored_bytes``, for usage accounting) are a running total per stream
+  kept by the writer thread: commits add their records' metered sizes, deletions subtract what
+  they remove. Nothing persists them: after a start, each stream's total is counted again by
+  background chunks on the writer thread (sizes only, no decoding), which run in order with
+  the commits, so each record is counted exactly once; the stream's collections wait for it.
+
 Nothing per record is kept in memory: the in-memory state is the id map, the read floors of
-deletions in progress, and lmdb's page cache (the kernel's).
+deletions in progress, the stored-bytes totals, and lmdb's page cache (the kernel's).
 """
 
 from __future__ import annotations
@@ -148,8 +154,14 @@ class LmdbStorage(Storage):
         self._closed = False
         self._busy: set[int] = set()
         self._retry: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
+        self._stored: dict[int, int] = {}
+        """Stored metered bytes per stream id; written by the writer thread only."""
+        self._counting: set[int] = set(self._ids.values())
+        """Stream ids whose stored bytes are still being counted (after a start)."""
         for sid, id_key in doomed:  # deletions a crash interrupted
             self._submit(self._gc_step, sid, id_key)
+        for sid in list(self._counting):  # the writer thread removes them as it goes
+            self._submit(self._count_stored, sid, 0, 0)
 
     def _abandon(self) -> None:
         """Undo a failed start: nothing was written."""
@@ -195,6 +207,7 @@ class LmdbStorage(Storage):
             if sid is None:
                 sid, self._next_id = self._next_id, self._next_id + 1
                 self._ids[c.key] = sid
+                self._stored[sid] = 0
                 name, allocated = (K.id_key(c.key), K.id_value(sid, c.key)), True
             expiry = K.NEVER if c.expiry is None else c.expiry + offset
             shares.append(T.Share(sid, name, c, expiry))
@@ -206,6 +219,7 @@ class LmdbStorage(Storage):
         for s in plan.shares:
             if s.new_id is not None and self._ids.get(s.commit.key) == s.sid:
                 del self._ids[s.commit.key]
+                self._stored.pop(s.sid, None)
 
     def _write(self, plan: _Plan) -> None:
         while True:
@@ -232,6 +246,10 @@ class LmdbStorage(Storage):
                 self._faults.damaged("a stream written by this commit", str(exc))
                 raise F.StorageFailure("stored data is damaged") from None
             self._faults.write_succeeded()
+            stored = self._stored
+            for share in plan.shares:
+                if share.sid in stored and share.commit.sizes:
+                    stored[share.sid] += sum(share.commit.sizes)
             return
 
     def _grow(self) -> bool:
@@ -317,6 +335,12 @@ class LmdbStorage(Storage):
             used_bytes=(info["last_pgno"] + 1) * psize,
         )
 
+    def stored_bytes(self, key: StreamKey) -> int | None:
+        sid = self._ids.get(key)
+        if sid is None:
+            return 0
+        return self._stored.get(sid)
+
     def load_catalog(self) -> list[tuple[bytes, bytes]]:
         rows = []
         try:
@@ -342,7 +366,7 @@ class LmdbStorage(Storage):
     def collect(self, key: StreamKey, now: float) -> int:
         self._kick()
         sid = self._ids.get(key)
-        if sid is None or sid in self._busy:
+        if sid is None or sid in self._busy or sid in self._counting:
             return 0
         wall = now + (time.time() - time.monotonic())
         prefix = K.u64(sid)
@@ -413,7 +437,9 @@ class LmdbStorage(Storage):
 
     def _drop_below(self, sid: int, cut: int) -> None:
         with self._env.begin(write=True) as txn:
-            more = T.drop_below(txn, self._db, sid, cut)
+            more, dropped = T.drop_below(txn, self._db, sid, cut)
+        if sid in self._stored:
+            self._stored[sid] -= dropped
         if more:
             self._submit(self._drop_below, sid, cut)  # behind any commit queued meanwhile
         else:
@@ -424,8 +450,22 @@ class LmdbStorage(Storage):
             done = T.drop_stream(txn, self._db, sid, id_key)
         if done:
             self._floor.pop(sid, None)
+            self._stored.pop(sid, None)
+            self._counting.discard(sid)
         else:
             self._submit(self._gc_step, sid, id_key)
+
+    def _count_stored(self, sid: int, start: int, total: int) -> None:
+        """Count a stream's stored bytes after a start, a chunk at a time (see the module)."""
+        if sid not in self._counting:
+            return  # deleted meanwhile
+        with self._env.begin() as txn:
+            total, more_from = T.sum_sizes(txn, self._db, sid, start, total)
+        if more_from is not None:
+            self._submit(self._count_stored, sid, more_from, total)
+            return
+        self._stored[sid] = total
+        self._counting.discard(sid)
 
     def close(self) -> None:
         if self._closed:

@@ -7,6 +7,7 @@ name      key                                  value
 ========  ===================================  ==============================================
 meta      ``format`` / ``version`` / ``next``  format marker, format version, next stream id
 catalog   ``b`` basin / ``s`` + name hash       a catalog row (JSON, see ``_meta.py``)
+          ``t`` + access token id              a token, its secret's digest (``_tokens.py``)
 ids       name hash (128-bit BLAKE2b of        stream id (u64) of the stream's incarnation,
           basin NUL stream)                    then basin NUL stream
 state     stream id                            tail seq_num, tail timestamp, trim point,
@@ -21,8 +22,8 @@ gc        stream id                            its ``ids`` key: a deleted incarn
 Records are keyed by a stream *id*, not by name: a deleted stream's id is retired, and a new
 stream with the same name gets a fresh one, so a deletion can reclaim space in the background
 while the name is already reusable. A run is the records of consecutive commits whose expiry
-(write time + retention age, s2-api.md §15.2) is about the same; retention drops whole leading
-runs, as the in-memory store does.
+(write time + retention age, docs/protocol.md#lite-differences) is about the same; retention
+drops whole leading runs, as the in-memory store does.
 
 Checksums (format version 2)
 ----------------------------

@@ -425,16 +425,18 @@ def _extend_runs(txn: Txn, db: Dbs, sid: int, first: int, expiry: float, now: fl
 # --- background deletions -----------------------------------------------------------------------
 
 
-def drop_below(txn: Txn, db: Dbs, sid: int, cut: int) -> bool:
+def drop_below(txn: Txn, db: Dbs, sid: int, cut: int) -> tuple[bool, int]:
     """Delete up to :data:`CHUNK` records below ``cut`` (trim or retention) and up to as many
-    of their index entries; True if more are left.
+    of their index entries; returns whether more are left, and the metered bytes removed.
 
-    Nothing is decoded, so a damaged record can still be removed. Index entries sort by
-    timestamp, then seq_num, and timestamps never decrease along a stream: the entries of the
-    records below ``cut`` are the stream's first ones, as the records are.
+    Nothing is decoded (sizes are read unchecked), so a damaged record can still be removed.
+    Index entries sort by timestamp, then seq_num, and timestamps never decrease along a
+    stream: the entries of the records below ``cut`` are the stream's first ones, as the
+    records are.
     """
     prefix = K.u64(sid)
     more = False
+    dropped = 0
     for sub, offset in ((db.records, 8), (db.by_ts, 16)):
         cur = txn.cursor(db=sub)
         ok = cur.set_range(prefix)
@@ -443,12 +445,36 @@ def drop_below(txn: Txn, db: Dbs, sid: int, cut: int) -> bool:
             if n == CHUNK:
                 more = True
                 break
+            if offset == 8:
+                dropped += _size_of(cur.value())
             ok = cur.delete()
             n += 1
     if more:
-        return True
+        return True, dropped
     _cut_runs(txn, db, sid, cut)
-    return False
+    return False, dropped
+
+
+def _size_of(value: bytes) -> int:
+    """A record value's metered size, unchecked (0 for a value too short to hold one)."""
+    return K.record_size(value) if len(value) >= 16 else 0
+
+
+def sum_sizes(txn: Txn, db: Dbs, sid: int, start: int, total: int) -> tuple[int, int | None]:
+    """Add the metered sizes of up to :data:`CHUNK` records of ``sid`` from seq_num ``start``
+    on to ``total``; returns the sum and where to go on (None: the stream's end was reached).
+    Sizes are read unchecked: a count, not a read (``s2kit lite verify`` checks values)."""
+    prefix = K.u64(sid)
+    cur = txn.cursor(db=db.records)
+    ok = cur.set_range(K.record_key(sid, start))
+    n = 0
+    while ok and cur.key()[:8] == prefix:
+        if n == CHUNK:
+            return total, K.read_u64(cur.key(), 8)
+        total += _size_of(cur.value())
+        n += 1
+        ok = cur.next()
+    return total, None
 
 
 def _cut_runs(txn: Txn, db: Dbs, sid: int, cut: int) -> None:

@@ -5,7 +5,7 @@ catalog's ``on_change`` hook feeds a :class:`MetaLog`: each change marks a basin
 dirty. The committer takes the dirty rows with the records of the same round, so metadata and
 records land in one durable transaction (an auto-created stream and its first records are one
 commit). Handlers whose outcome asserts existence await :meth:`MetaLog.durable` before they
-answer (s2-api.md §15.4); when nothing is pending that returns at once.
+answer (docs/protocol.md#write-path-and-durability); when nothing is pending that returns at once.
 
 A failed commit fails the waiters of that round with ``storage`` and puts the rows back, so
 the store converges on the in-memory catalog once writes succeed again.
@@ -22,7 +22,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +48,12 @@ MetaKey = tuple[str, str | None]
 """(basin, None) for a basin row, (basin, stream) for a stream row."""
 
 RETRY_AFTER_FAILURE = 1.0
+USAGE_KIND = b"u"
+"""First byte of the keys of usage accounting's rows (``_accounting.py``), kept with the
+catalog's and put through :meth:`MetaLog.put_row`."""
+TOKEN_KIND = b"t"
+"""First byte of the keys of access tokens' rows (``_tokens.py``), kept with the catalog's
+and put through :meth:`MetaLog.put_awaited`."""
 
 
 class CorruptCatalog(DataDirError):
@@ -212,6 +218,10 @@ def basins_from_rows(rows: Iterable[tuple[bytes, bytes]]) -> list[BasinMeta]:
                 basins[name] = _basin_from_row(name, doc)
             elif kind == b"s":
                 streams.append((doc["basin"], doc["name"], doc))
+            elif kind == USAGE_KIND:
+                continue  # usage accounting's rows (``_accounting.py``)
+            elif kind == TOKEN_KIND:
+                continue  # access tokens' rows (``_tokens.py``)
             else:
                 raise ValueError("unknown row kind")
         except (ValueError, KeyError, TypeError) as exc:
@@ -237,6 +247,8 @@ class MetaBatch:
     keys: list[MetaKey]
     rows: list[MetaRow]
     generation: int
+    extra: dict[bytes, bytes | None] = field(default_factory=dict)
+    """Rows put with :meth:`MetaLog.put_row`, taken into this commit."""
 
 
 class MetaLog:
@@ -250,6 +262,26 @@ class MetaLog:
         self._changes = 0
         self._durable = 0
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._extra: dict[bytes, bytes | None] = {}
+        self.restored: list[tuple[bytes, bytes]] = []
+        """Rows at start-up that are not the catalog's (see :meth:`rows_of`)."""
+
+    def put_row(self, key: bytes, value: bytes | None) -> None:
+        """Persist a row that is not the catalog's (usage accounting) with the next commit;
+        a later put of the same key replaces it, None deletes the row. It counts as a change
+        (:meth:`durable` covers it): lite's shutdown waits for the last usage rows."""
+        self._extra[key] = value
+        self._changes += 1
+        self.wake()
+
+    def put_awaited(self, key: bytes, value: bytes | None) -> None:
+        """:meth:`put_row` for a writer that then awaits :meth:`durable` (an issued or revoked
+        access token is answered for only once durable)."""
+        self.put_row(key, value)
+
+    def rows_of(self, kind: bytes) -> list[tuple[bytes, bytes]]:
+        """The rows of ``kind`` (a first key byte) found at start-up, for their owner."""
+        return [(key, value) for key, value in self.restored if key[:1] == kind]
 
     def changed(self, basin: str, stream: str | None) -> None:
         """The catalog hook: a basin (``stream`` None) or a stream changed."""
@@ -267,10 +299,13 @@ class MetaLog:
 
     def take(self) -> MetaBatch | None:
         """Every dirty row, as it is now, for the commit about to run."""
-        if not self._dirty:
+        if not self._dirty and not self._extra:
             return None
         keys, self._dirty = list(self._dirty), {}
-        return MetaBatch(keys=keys, rows=[self._row(k) for k in keys], generation=self._changes)
+        extra, self._extra = self._extra, {}
+        rows = [self._row(k) for k in keys]
+        rows.extend(extra.items())
+        return MetaBatch(keys=keys, rows=rows, generation=self._changes, extra=extra)
 
     def done(self, batch: MetaBatch) -> None:
         """The batch is durable: release everyone waiting for it."""
@@ -288,6 +323,8 @@ class MetaLog:
         """The batch's commit failed: fail its waiters, keep its rows dirty, retry later."""
         for key in batch.keys:
             self._dirty.setdefault(key, None)
+        for row, value in batch.extra.items():
+            self._extra.setdefault(row, value)  # unless put again since
         failure = ServerError.for_code(ErrorCode.STORAGE, f"storage error: {error}")
         still = []
         for gen, fut in self._waiters:
@@ -324,5 +361,6 @@ def attach(catalog: Catalog, storage: Storage) -> MetaLog | None:
         return None
     catalog.restore(basins_from_rows(rows))
     meta = MetaLog(catalog)
+    meta.restored = [(key, value) for key, value in rows if key[:1] not in (b"b", b"s")]
     catalog.on_change = meta.changed
     return meta

@@ -1,10 +1,10 @@
 """Lite's read path: start resolution, catch-up from storage, following the live tail.
 
-One async generator serves unary reads, SSE and S2S sessions alike (s2-api.md §9). It yields
-``(records, tail)`` pairs: catch-up batches have ``tail=None``; batches from following the tail
-carry it; a heartbeat is ``([], tail)``. The transports only differ in how they render them.
-A batch never holds more than ``BATCH_RECORDS`` records or ``BATCH_BYTES`` metered bytes, as
-S2 promises: a group commit larger than that reaches a follower in several batches.
+One async generator serves unary reads, SSE and S2S sessions alike (docs/protocol.md#reads). It
+yields ``(records, tail)`` pairs: catch-up batches have ``tail=None``; batches from following
+the tail carry it; a heartbeat is ``([], tail)``. The transports only differ in how they render
+them. A batch never holds more than ``BATCH_RECORDS`` records or ``BATCH_BYTES`` metered bytes,
+as S2 promises: a group commit larger than that reaches a follower in several batches.
 
 Memory: with a :class:`~s2kit.server._memory.Share`, the generator takes room for a batch
 *before* it reads the batch from storage (``RENDER_FACTOR`` times its metered size: the
@@ -31,6 +31,7 @@ from s2kit.types import ReadStart, RecordFields, SeqNum, StreamPosition, TailOff
 
 if TYPE_CHECKING:
     from s2kit.server._memory import Share
+    from s2kit.server._observe import ReadTally
     from s2kit.server._storage import Storage
 
 BATCH_RECORDS = 1000
@@ -62,7 +63,10 @@ class ReadParams:
 
     @property
     def may_follow(self) -> bool:
-        """Whether the read may wait at the tail for new records (§9.3)."""
+        """Whether the read may wait at the tail for new records.
+
+        The rule is in docs/protocol.md#follow-and-wait.
+        """
         return not self.bounded or bool(self.wait)
 
     @property
@@ -101,7 +105,7 @@ def resolve_start(params: ReadParams, owner: StreamOwner, storage: Storage) -> i
                 raise ReadUnwritten(tail)
             seq = tail.seq_num
         else:
-            # §9.1: a timestamp start that finds nothing starts silently at the tail.
+            # A timestamp start that finds nothing starts silently at the tail.
             found = storage.seek_timestamp(owner.key, start.value)
             seq = tail.seq_num if found is None else found
             at_tail_check = False
@@ -132,9 +136,11 @@ def _open(records: list[RecordFields], cipher: RecordCipher | None) -> list[Reco
 class _Budget:
     """What is left of count/bytes/until, and where the read is."""
 
-    __slots__ = ("bytes", "count", "done", "next", "until")
+    __slots__ = ("bytes", "count", "done", "next", "tally", "until")
 
-    def __init__(self, params: ReadParams, start: int) -> None:
+    def __init__(self, params: ReadParams, start: int, tally: ReadTally | None = None) -> None:
+        self.tally = tally
+        """Told what each batch hands the reader (metrics); one call per batch."""
         self.count = math.inf if params.count is None else params.count
         self.bytes = math.inf if params.bytes is None else params.bytes
         self.until = params.until
@@ -170,6 +176,8 @@ class _Budget:
         self.bytes -= used
         if out:
             self.next = out[-1][0] + 1
+            if self.tally is not None:
+                self.tally.add(n, used)
         if self.count <= 0 or self.bytes <= 0:
             self.done = True
         return out
@@ -184,12 +192,15 @@ async def read_session(
     *,
     start: int | None = None,
     share: Share | None = None,
+    tally: ReadTally | None = None,
 ) -> AsyncIterator[Batch]:
     """Yield the batches of a read; returns when its limits, ``until`` or ``wait`` end it.
 
-    With ``share``, room for each batch is taken from the memory budget first (see above).
+    With ``share``, room for each batch is taken from the memory budget first (see above);
+    with ``tally``, each batch is counted for the metrics.
     """
-    budget = _Budget(params, resolve_start(params, owner, storage) if start is None else start)
+    first = resolve_start(params, owner, storage) if start is None else start
+    budget = _Budget(params, first, tally)
     if budget.done:
         return
     wait = params.wait_secs
@@ -256,7 +267,7 @@ async def _follow(
     def next_heartbeat() -> float:
         return loop.time() + random.uniform(settings.heartbeat_min, settings.heartbeat_max)
 
-    yield [], owner.tail  # entering follow mode (§6.5)
+    yield [], owner.tail  # entering follow mode: the first heartbeat
     heartbeat_at = next_heartbeat()
     while True:
         if follower.error is not None:

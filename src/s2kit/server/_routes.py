@@ -90,6 +90,15 @@ ROUTES: tuple[Route, ...] = (
     Route(method="HEAD", path="/health", name="health", op=None),
     Route(method="GET", path="/ping", name="health", op=None),
     Route(method="HEAD", path="/ping", name="health", op=None),
+    # Prometheus scrapes (``_prom.py``), as s2-lite serves them.
+    # With --auth, scraping needs a token allowed `account-metrics` (docs/auth.md).
+    Route(
+        method="GET",
+        path="/metrics",
+        name="prometheus",
+        op=None,
+        needs=(frozenset({Op.ACCOUNT_METRICS}),),
+    ),
     # --- account ---
     Route(method="GET", path="/v1/basins", name="list_basins", op=Op.LIST_BASINS),
     Route(method="POST", path="/v1/basins", name="create_basin", op=Op.CREATE_BASIN, basin=_B),

@@ -7,10 +7,9 @@ see committed data, so a reader never observes a record that could still be lost
 
 Records are kept as plain ``(seq_num, timestamp, headers, body)`` tuples
 (:data:`~s2kit.types.RecordFields`, which the cyclic GC stops tracking). On an encrypted stream
-an envelope
-record is stored sealed: no headers and the ciphertext as body; command records stay plain
-(s2-api.md §10.6). The plaintext metered size of every record is stored beside it, because
-read limits are in plaintext metered bytes.
+an envelope record is stored sealed: no headers and the ciphertext as body; command records stay
+plain (docs/protocol.md#encryption). The plaintext metered size of every record is stored beside
+it, because read limits are in plaintext metered bytes.
 """
 
 from __future__ import annotations
@@ -112,6 +111,12 @@ class Storage(abc.ABC):
     def collect(self, key: StreamKey, now: float) -> int:
         """Physically drop records that are trimmed or past their retention; returns how many."""
 
+    def stored_bytes(self, key: StreamKey) -> int | None:
+        """Plaintext metered bytes of the records a stream holds (0 if none); None while not
+        known yet (a durable store counts them in the background after a start). Kept as a
+        running total: usage accounting samples it every minute (``_accounting.py``)."""
+        return None
+
     def close(self) -> None:
         """Release resources."""
 
@@ -125,6 +130,8 @@ class _MemStream:
     expiries: list[tuple[int, float]] = field(default_factory=list)
     base: int = 0
     """Seq_num of records[0]."""
+    stored: int = 0
+    """Metered bytes of ``records``."""
 
 
 class MemoryStorage(Storage):
@@ -150,6 +157,7 @@ class MemoryStorage(Storage):
                 s.expiries.append((s.base + len(s.records), expiry))
                 s.records.extend(c.records)
                 s.sizes.extend(c.sizes)
+                s.stored += sum(c.sizes)
                 s.state.last_write = now
             if c.tail is not None:
                 s.state.tail = c.tail
@@ -177,7 +185,7 @@ class MemoryStorage(Storage):
         s = self._streams.get(key)
         if s is None:
             return None
-        # Timestamps are non-decreasing along a stream (§8.6), so records are sorted by them.
+        # Timestamps are non-decreasing along a stream, so records are sorted by them.
         i = bisect.bisect_left(s.records, timestamp, key=_ts)
         return s.base + i if i < len(s.records) else None
 
@@ -189,6 +197,10 @@ class MemoryStorage(Storage):
 
     def delete_stream(self, key: StreamKey) -> None:
         self._streams.pop(key, None)
+
+    def stored_bytes(self, key: StreamKey) -> int:
+        s = self._streams.get(key)
+        return 0 if s is None else s.stored
 
     def collect(self, key: StreamKey, now: float) -> int:
         s = self._streams.get(key)
@@ -202,6 +214,7 @@ class MemoryStorage(Storage):
             cut = max(cut, run_end)
         cut = min(cut, len(s.records))
         if cut:
+            s.stored -= sum(s.sizes[:cut])
             del s.records[:cut]
             del s.sizes[:cut]
             s.base += cut

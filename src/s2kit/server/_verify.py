@@ -5,7 +5,8 @@ last record), and reads check what they return; this reads everything else too:
 
 * lmdb's pages, with py-lmdb's offline verifier (``_lmdb_txn.page_problems``) — first, and
   alone if it finds anything: lmdb must not walk damaged pages (it may crash on them);
-* every value against its checksum (``_lmdb_keys.py``), every catalog row as JSON;
+* every value against its checksum (``_lmdb_keys.py``), every catalog row as JSON (usage
+  accounting's rows as buckets, ``_accounting.py``; access tokens as tokens, ``_tokens.py``);
 * each stream's records: consecutive seq_nums with non-decreasing timestamps, ending at the
   tail in its state row, starting no earlier than its first expiry run;
 * the timestamp index against the records, entry for entry (both sort the same way, so one
@@ -31,7 +32,10 @@ import lmdb
 
 from s2kit.server import _lmdb_keys as K
 from s2kit.server import _lmdb_txn as T
+from s2kit.server._accounting import decode_row as decode_usage_row
 from s2kit.server._datadir import DataDirError, DataDirLock
+from s2kit.server._meta import TOKEN_KIND, USAGE_KIND, CorruptCatalog
+from s2kit.server._tokens import grant_from_row
 
 SHOWN = 50
 """Problems printed; the rest are counted."""
@@ -218,11 +222,16 @@ def _scan_catalog(txn: T.Txn, db: T.Dbs, report: Report) -> None:
         for key, value in txn.cursor(db=db.catalog):
             n += 1
             try:
-                json.loads(K.unseal(key, value, f"the row {key!r}"))
-            except K.Damaged as exc:
+                payload = K.unseal(key, value, f"the row {key!r}")
+                json.loads(payload)
+                if key[:1] == USAGE_KIND:  # usage accounting's buckets: their shape too
+                    decode_usage_row(key, payload)
+                elif key[:1] == TOKEN_KIND:  # access tokens: each must load (``_tokens.py``)
+                    grant_from_row(key, payload)
+            except (K.Damaged, CorruptCatalog) as exc:
                 report.problem(f"catalog: {exc}")
-            except ValueError:
-                report.problem(f"catalog: the row {key!r} is not JSON")
+            except ValueError as exc:
+                report.problem(f"catalog: the row {key!r} is not JSON of its kind ({exc})")
             yield
         report.rows["catalog"] = n
 

@@ -23,15 +23,18 @@ class LiteEndpoint:
     """``S2_ACCOUNT_ENDPOINT``, ``S2_BASIN_ENDPOINT`` and ``S2_ACCESS_TOKEN`` for clients."""
 
 
-def _env(url: str) -> dict[str, str]:
-    return {"S2_ACCOUNT_ENDPOINT": url, "S2_BASIN_ENDPOINT": url, "S2_ACCESS_TOKEN": "ignored"}
+def _env(url: str, token: str | None = None) -> dict[str, str]:
+    # Without --auth lite ignores the token, but clients insist on one.
+    token = token or "ignored"
+    return {"S2_ACCOUNT_ENDPOINT": url, "S2_BASIN_ENDPOINT": url, "S2_ACCESS_TOKEN": token}
 
 
 @contextlib.contextmanager
 def run_lite(**config: object) -> Iterator[LiteEndpoint]:
     """Run lite in a background thread of this process for the ``with`` block.
 
-    Keyword arguments are :class:`s2kit.server.LiteConfig` fields.
+    Keyword arguments are :class:`s2kit.server.LiteConfig` fields; with ``auth=True`` the
+    endpoint's ``S2_ACCESS_TOKEN`` is lite's root token (docs/auth.md).
 
     Raises:
         ImportError: the ``lite`` extra is not installed (the message says so).
@@ -49,7 +52,17 @@ def run_lite(**config: object) -> Iterator[LiteEndpoint]:
         ) from exc
 
     with LiteThread(LiteConfig(**config)) as lite:  # type: ignore[arg-type]
-        yield LiteEndpoint(url=lite.url, port=lite.port, env=_env(lite.url))
+        yield LiteEndpoint(url=lite.url, port=lite.port, env=_env(lite.url, lite.root_token))
+
+
+def _flag_value(args: tuple[str, ...], flag: str) -> str:
+    """The value of ``flag`` among command-line ``args`` (``--flag V`` or ``--flag=V``)."""
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(flag + "="):
+            return arg[len(flag) + 1 :]
+    return ""
 
 
 class LiteProcess:
@@ -67,15 +80,26 @@ class LiteProcess:
             cmd, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
         )
         assert self.proc.stdout is not None
+        url = None
         for line in self.proc.stdout:
-            m = re.search(r"serving on (\S+)", line)
-            if m:
+            if url is None and (m := re.search(r"serving on (\S+)", line)):
                 url = m.group(1)
+            elif url is not None and "S2_ACCESS_TOKEN" in line:
                 self.endpoint = LiteEndpoint(
-                    url=url, port=int(url.rsplit(":", 1)[1]), env=_env(url)
+                    url=url, port=int(url.rsplit(":", 1)[1]), env=_env(url, self._token(line))
                 )
                 return self.endpoint
         raise RuntimeError(f"s2kit lite exited with {self.proc.wait(timeout)} before serving")
+
+    def _token(self, line: str) -> str:
+        """The token of the start-up hint's S2_ACCESS_TOKEN line (``_lite_cmd._token_line``)."""
+        m = re.match(r"\s*export S2_ACCESS_TOKEN=(\S+)", line)
+        if m is None:  # with --auth, given with --root-token (not repeated)
+            return _flag_value(self.args, "--root-token")
+        token = m.group(1)
+        if token.startswith('"$'):  # with --auth, from S2KIT_ROOT_TOKEN
+            return os.environ.get(token.strip('"$'), "")
+        return token  # "ignored" without --auth, else the root token lite generated
 
     def stop(self, timeout: float = 15.0) -> int:
         """SIGTERM and wait; returns the exit code."""

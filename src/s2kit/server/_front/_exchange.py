@@ -315,6 +315,13 @@ class Responder:
         if body:
             await self._sink.body(body, end=True)
 
+    def abort(self) -> None:
+        """Abandon the response so the peer sees it fail (a reset stream, a closed connection)
+        rather than end; nothing happens once it has ended. Lite aborts the sessions of a
+        revoked access token this way (``_tokens_gate.py``)."""
+        if not self._ended:
+            self._abort()
+
     def _check(self, *, started: bool) -> None:
         if self._disconnected:
             raise ClientDisconnected("the client went away")
