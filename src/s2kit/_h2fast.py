@@ -12,16 +12,18 @@
    from a view of the buffer instead, leaving hyperframe's one copy; with large DATA frames
    the extra copy was about 8 % of lite's CPU on appends. :func:`new_connection` installs it.
 
-3. h2 walks every stream to count the open ones on each new stream; :class:`_Connection`
+3. Header blocks are encoded by ``wire/_hpack.py``'s stateless encoder, not h2's (why: there).
+
+4. h2 walks every stream to count the open ones on each new stream; :class:`_Connection`
    walks only when the count can reach the limit.
 
 And two defences h2 lacks, for lite (the server side):
 
-4. A header block is bounded as it arrives: h2 assembles HEADERS + CONTINUATION frames until
+5. A header block is bounded as it arrives: h2 assembles HEADERS + CONTINUATION frames until
    END_HEADERS, up to 64 frames of up to the maximum frame size each (64 MiB with lite's
    1 MiB frames) before looking at the advertised header-list limit. The buffer refuses a
    block whose fragments pass ``max_header_block`` bytes (the CONTINUATION flood).
-5. A stream opened above the advertised SETTINGS_MAX_CONCURRENT_STREAMS is refused with
+6. A stream opened above the advertised SETTINGS_MAX_CONCURRENT_STREAMS is refused with
    RST_STREAM(REFUSED_STREAM), which RFC 9113 §5.1.2 allows and a client can retry, instead
    of h2's connection error that would fail every other stream of the connection.
 """
@@ -39,6 +41,8 @@ from h2.exceptions import DenialOfServiceError, FrameDataMissingError, ProtocolE
 from h2.frame_buffer import FrameBuffer
 from hyperframe import frame as _frame
 from hyperframe.exceptions import InvalidDataError, InvalidFrameError
+
+from s2kit.wire._hpack import StatelessEncoder
 
 _HEADER = 9  # RFC 9113 §4.1
 _HEADER_BLOCK_FRAMES = (_frame.HeadersFrame, _frame.ContinuationFrame, _frame.PushPromiseFrame)
@@ -192,9 +196,18 @@ def new_connection(
     A server's (``client_side=False``) refuses streams above its concurrency limit with
     REFUSED_STREAM; ``max_header_block`` bounds a header block as it arrives.
     """
-    config = h2.config.H2Configuration(client_side=client_side, header_encoding=None)
+    # Outbound blocks are built by s2kit from checked values (lower-case names, no
+    # connection-specific fields), and encoded by StatelessEncoder, which keeps credentials
+    # out of tables itself: h2's outbound normalizing and validating passes are skipped.
+    config = h2.config.H2Configuration(
+        client_side=client_side,
+        header_encoding=None,
+        normalize_outbound_headers=False,
+        validate_outbound_headers=False,
+    )
     kind = _Connection if client_side else _ServerConnection
     conn = kind(config=config)
+    conn.encoder = StatelessEncoder()  # type: ignore[assignment]
     conn.incoming_buffer = LeanFrameBuffer(
         server=not client_side, max_header_block=max_header_block
     )

@@ -260,6 +260,12 @@ async def test_usage_errors() -> None:
             await pool.open_stream(origin, "GET", "/", [("x", "snow ☃")])
         with pytest.raises(LocalProtocolError):
             await pool.open_stream(origin, "GET", "/", [("te", "gzip")])  # RFC 9113 §8.2.2
+        with pytest.raises(LocalProtocolError):
+            await pool.open_stream(origin, "GET", "/", [("connection", "close")])
+        with pytest.raises(LocalProtocolError):
+            await pool.open_stream(origin, "GET", "/", [("x-token", "a\r\nx-injected: 1")])
+        with pytest.raises(LocalProtocolError):
+            await pool.open_stream(origin, "GET", "/", [(":path", "/other")])
         stream = await pool.open_stream(origin, "POST", "/", [])
         await stream.send(b"")  # nothing to do
         assert not stream.data_sent

@@ -118,32 +118,13 @@ def describe_error(exc: S2Error, settings_hint: str = "") -> str:
             )
         return f"{exc.message} [{exc.code}, HTTP {exc.status}]{hint}"
     if isinstance(exc, ConnectError):
-        return f"{exc}{_tls_hint(str(exc)) or settings_hint}"
+        # The SDK's hint (TLS trouble: what to set) beats the generic "check the endpoint".
+        return str(exc) if exc.hint else f"{exc}{settings_hint}"
     if isinstance(exc, RequestTimeout):
         return f"timed out: {exc} (see --request-timeout)"
     if isinstance(exc, TransportError):
         return f"network error: {exc}"
     return str(exc) or type(exc).__name__
-
-
-_UNTRUSTED = (
-    " (the server's certificate is not trusted: for `s2kit lite --tls-self`, export the "
-    "SSL_CERT_FILE line lite printed, or skip verification with --insecure or "
-    "S2_SSL_NO_VERIFY=1)"
-)
-_NOT_TLS = (
-    " (the server does not speak TLS there: use http:// for lite started without TLS; an "
-    "endpoint without a scheme means https)"
-)
-
-
-def _tls_hint(message: str) -> str:
-    """What to do about a TLS handshake failure, told apart by OpenSSL's reason text."""
-    if "CERTIFICATE_VERIFY_FAILED" in message:
-        return _UNTRUSTED
-    if "WRONG_VERSION_NUMBER" in message or "record layer failure" in message:
-        return _NOT_TLS
-    return ""
 
 
 def missing_extra(extra: str, exc: ImportError) -> int:

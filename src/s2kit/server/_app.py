@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
@@ -303,6 +304,7 @@ def _host_of(authority: str) -> str:
     return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
 
 
+@functools.lru_cache(maxsize=256)  # asked on every request with the same few Host values
 def _local_name(host: str) -> bool:
     if host == "localhost" or host.endswith(".localhost"):
         return True

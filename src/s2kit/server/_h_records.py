@@ -268,10 +268,8 @@ async def _sent(responder: Responder, share: Share | None, *parts: bytes) -> Non
         await responder.send(part)
     if share is not None:
         share.release()
-    # A send that never had to wait (a socket with room) does not suspend, so a reader with
-    # a long backlog would otherwise render batch after batch without letting anything else
-    # run: the writers' acks, the other readers, the news that this client hung up.
-    await asyncio.sleep(0)
+    # No yield to the loop here: read_session yields between batches when more are ready at
+    # once (_reads.py), and a follower waiting for its next commit suspends anyway.
 
 
 async def _terminal(responder: Responder, exc: ServerError) -> None:

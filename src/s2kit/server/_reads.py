@@ -233,6 +233,10 @@ async def read_session(
                 deadline = loop.time() + wait
             if budget.done:
                 return
+            # A send that never had to wait (a socket with room) does not suspend, so a read
+            # with a long backlog would otherwise render batch after batch without letting
+            # anything else run: the writers' acks, the other readers, a client's hang-up.
+            await asyncio.sleep(0)
         if not params.may_follow or wait <= 0:
             return
         if deadline is None:
@@ -297,6 +301,8 @@ async def _follow(
                 heartbeat_at = next_heartbeat()
             if budget.done:
                 return
+            if follower.batches:
+                await asyncio.sleep(0)  # a backlog: let others run between its batches
             continue
         now = loop.time()
         if now >= deadline:

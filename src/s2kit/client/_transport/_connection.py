@@ -77,6 +77,23 @@ _LAST_STREAM_ID = 2**31 - 1
 _CANCEL = 0x8
 
 
+_CONNECTION_SPECIFIC = frozenset(
+    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
+)
+
+
+def _field_problem(name: bytes, value: bytes) -> str | None:
+    """Why a header field may not be sent (RFC 9113 §8.2), or None. h2's own outbound checks
+    are off (``s2kit/_h2fast.py``): these are the ones a caller's fields can break."""
+    if not name or name.startswith(b":") or name in _CONNECTION_SPECIFIC:
+        return f"header field {name!r} is not allowed in HTTP/2"
+    if name == b"te" and value != b"trailers":
+        return "header field te may only be 'trailers' in HTTP/2"
+    if b"\r" in value or b"\n" in value or b"\0" in value or b" " in name:
+        return f"header field {name!r} has a forbidden character"
+    return None
+
+
 class ConnectionState(enum.Enum):
     """Where a client connection is in its life."""
 
@@ -240,7 +257,10 @@ class H2ClientConnection(asyncio.BufferedProtocol):
                 (b":path", path.encode("latin-1")),
             ]
             for name, value in headers:
-                block.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+                field = (name.lower().encode("latin-1"), value.encode("latin-1"))
+                if problem := _field_problem(*field):
+                    raise h2.exceptions.ProtocolError(problem)
+                block.append(field)
             stream_id = self._h2.get_next_available_stream_id()
             self._h2.send_headers(stream_id, block, end_stream=end_stream)
         stream = H2Stream(self, stream_id)
