@@ -72,6 +72,7 @@ def encode_append_input(inp: AppendInput) -> bytes:
     """``AppendInput``: records (1), match_seq_num (2, optional), fencing_token (3, optional)."""
     parts: list[bytes] = []
     add = parts.append
+    last_blen, prefix = -1, b""  # a plain record's framing, kept while body lengths repeat
     for r in inp.records:
         body = r.body
         blen = len(body)
@@ -85,8 +86,10 @@ def encode_append_input(inp: AppendInput) -> bytes:
                 head += b"\x1a" + varint(blen)
             add(b"\x0a" + varint(len(head) + blen) + head)
         elif blen:
-            tag = b"\x1a" + varint(blen)
-            add(b"\x0a" + varint(blen + len(tag)) + tag)
+            if blen != last_blen:
+                tag = b"\x1a" + varint(blen)
+                last_blen, prefix = blen, b"\x0a" + varint(blen + len(tag)) + tag
+            add(prefix)
         else:
             add(b"\x0a\x00")
             continue
