@@ -2,12 +2,13 @@
 
 Command: ``.venv/bin/python bench/scale.py [--streams 1000] [--readers 10] [--seconds 30]``
 
-The case of issue 14: ``--streams`` streams, one writer per stream appending one ``--size``
-byte record every ``1 / --rate`` seconds (unary appends, the writers' start times spread over
-the first second), and ``--readers`` read sessions per stream following it from seq_num 0.
-Readers run in ``--procs`` child processes (10,000 sessions do not fit one process's
-connection pool, and the work spreads over the cores); the writers run in one more. Lite is a
-child process too (``s2kit lite``, in memory), so its CPU and memory are its own.
+Results: docs/benchmarks.md#lite-at-scale. ``--streams`` streams, one writer per stream
+appending one ``--size`` byte record every ``1 / --rate`` seconds (unary appends, the
+writers' start times spread over the first second), and ``--readers`` read sessions per
+stream following it from seq_num 0. Readers run in ``--procs`` child processes (10,000
+sessions do not fit one process's connection pool, and the work spreads over the cores); the
+writers run in one more. Lite is a child process too (``s2kit lite``, in memory), so its CPU
+and memory are its own.
 
 After ``--seconds`` of writing, every reader must reach the stream's tail within
 ``--grace`` seconds. Reported: ack latency p50/p99/max over every append, failed appends,

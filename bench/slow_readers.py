@@ -1,4 +1,4 @@
-"""A full-speed writer, alone and with thousands of readers that never read (issue 12).
+"""A full-speed writer, alone and with thousands of readers that never read.
 
 Command: ``.venv/bin/python bench/slow_readers.py [--readers 2000] [--seconds 10]``
 
