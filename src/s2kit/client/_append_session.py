@@ -235,7 +235,7 @@ class AppendSession:
                 break
             self._capacity.clear()
             await self._capacity.wait()
-        frame = _s2s.encode_message(_proto.encode_append_input(inp), self._compression)
+        frame = _s2s.encode_message_chunks(_proto.append_input_chunks(inp), self._compression)
         future: asyncio.Future[AppendAck] = asyncio.get_running_loop().create_future()
         entry = _Entry(frame, metered, len(inp.records), inp.match_seq_num, future)
         self._s.queue.append(entry)

@@ -70,6 +70,12 @@ def _position(field_key: bytes, pos: StreamPosition) -> bytes:
 
 def encode_append_input(inp: AppendInput) -> bytes:
     """``AppendInput``: records (1), match_seq_num (2, optional), fencing_token (3, optional)."""
+    return b"".join(append_input_chunks(inp))
+
+
+def append_input_chunks(inp: AppendInput) -> list[bytes]:
+    """:func:`encode_append_input` as the pieces whose concatenation it is (so that a frame
+    header can go in front without copying the message twice)."""
     parts: list[bytes] = []
     add = parts.append
     last_blen, prefix = -1, b""  # a plain record's framing, kept while body lengths repeat
@@ -100,7 +106,7 @@ def encode_append_input(inp: AppendInput) -> bytes:
     if inp.fencing_token is not None:
         token = inp.fencing_token.encode()
         add(b"\x1a" + varint(len(token)) + token)
-    return b"".join(parts)
+    return parts
 
 
 def encode_append_ack(ack: AppendAck) -> bytes:

@@ -28,6 +28,7 @@ from s2kit.types import (
     StreamPosition,
 )
 from s2kit.wire import _pbdec
+from s2kit.wire._pbenc import append_input_chunks as append_input_chunks
 from s2kit.wire._pbenc import encode_append_ack as encode_append_ack
 from s2kit.wire._pbenc import encode_append_input as encode_append_input
 from s2kit.wire._pbenc import encode_read_batch_parts as encode_read_batch_parts
@@ -35,6 +36,7 @@ from s2kit.wire._pbenc import read_batch_chunks as read_batch_chunks
 
 __all__ = [
     "ProtoDecodeError",
+    "append_input_chunks",
     "decode_append_ack",
     "decode_append_input",
     "decode_read_batch",

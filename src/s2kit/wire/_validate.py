@@ -75,11 +75,14 @@ def validate_append_input(inp: AppendInput, sizes: list[int] | None = None) -> i
         if token_size > MAX_FENCING_TOKEN_BYTES:
             raise InvalidBatch("fencing token must not exceed 36 bytes in length")
     total = 0
+    keep = sizes.append if sizes is not None else None
     for r in records:
+        # Runs once per record on both sides: headers are looked at only when there are some.
         headers = r.headers
         size = 8 + len(r.body)
-        for name, value in headers:
-            size += 2 + len(name) + len(value)
+        if headers:
+            for name, value in headers:
+                size += 2 + len(name) + len(value)
         if size > MAX_BATCH_BYTES:
             raise InvalidBatch(
                 "record must have metered size less than 1 MiB",
@@ -87,8 +90,8 @@ def validate_append_input(inp: AppendInput, sizes: list[int] | None = None) -> i
                 f"got {size} bytes",
             )
         total += size
-        if sizes is not None:
-            sizes.append(size)
+        if keep is not None:
+            keep(size)
         if headers:
             if len(headers) == 1 and not headers[0][0]:
                 validate_command(headers[0][1], r.body)
