@@ -62,6 +62,14 @@ def _data_body_repr(self: _frame.DataFrame) -> str:
     return _raw_data_repr(self.data)
 
 
+CONNECTION_SPECIFIC = frozenset(
+    {"connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade"}
+)
+"""Header fields that are malformed in HTTP/2 (RFC 9113 §8.2.2; ``te`` only if it is not
+``trailers``). h2's own outbound checks are off (:func:`new_connection`): lite drops these
+from responses, the client refuses them in requests."""
+
+
 def _lean_repr(self: _frame.Frame) -> str:
     # The type and stream only: h2 builds this string for every frame it receives, for a
     # trace log line nobody enables, and the full form (flags, body) cost about 2 % of lite's

@@ -40,7 +40,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
-from s2kit._h2fast import new_connection
+from s2kit._h2fast import CONNECTION_SPECIFIC, new_connection
 from s2kit.client._transport._errors import LOCAL_H2, REMOTE_H2, chain
 from s2kit.client._transport._frames import GoAwayFilter, GoAwayReceived
 from s2kit.client._transport._stream import H2Stream
@@ -77,19 +77,14 @@ _LAST_STREAM_ID = 2**31 - 1
 _CANCEL = 0x8
 
 
-_CONNECTION_SPECIFIC = frozenset(
-    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
-)
-
-
-def _field_problem(name: bytes, value: bytes) -> str | None:
+def _field_problem(name: str, value: str) -> str | None:
     """Why a header field may not be sent (RFC 9113 §8.2), or None. h2's own outbound checks
     are off (``s2kit/_h2fast.py``): these are the ones a caller's fields can break."""
-    if not name or name.startswith(b":") or name in _CONNECTION_SPECIFIC:
+    if name == "te":
+        return None if value == "trailers" else "header field te may only be 'trailers'"
+    if not name or name.startswith(":") or name in CONNECTION_SPECIFIC:
         return f"header field {name!r} is not allowed in HTTP/2"
-    if name == b"te" and value != b"trailers":
-        return "header field te may only be 'trailers' in HTTP/2"
-    if b"\r" in value or b"\n" in value or b"\0" in value or b" " in name:
+    if "\r" in value or "\n" in value or "\0" in value or " " in name:
         return f"header field {name!r} has a forbidden character"
     return None
 
@@ -257,10 +252,10 @@ class H2ClientConnection(asyncio.BufferedProtocol):
                 (b":path", path.encode("latin-1")),
             ]
             for name, value in headers:
-                field = (name.lower().encode("latin-1"), value.encode("latin-1"))
-                if problem := _field_problem(*field):
+                name = name.lower()
+                if problem := _field_problem(name, value):
                     raise h2.exceptions.ProtocolError(problem)
-                block.append(field)
+                block.append((name.encode("latin-1"), value.encode("latin-1")))
             stream_id = self._h2.get_next_available_stream_id()
             self._h2.send_headers(stream_id, block, end_stream=end_stream)
         stream = H2Stream(self, stream_id)

@@ -44,7 +44,7 @@ import h2.exceptions
 import h2.settings
 from hyperframe.frame import GoAwayFrame
 
-from s2kit._h2fast import LeanFrameBuffer, new_connection
+from s2kit._h2fast import CONNECTION_SPECIFIC, LeanFrameBuffer, new_connection
 from s2kit.server._front._conn import BaseConnection
 from s2kit.server._front._exchange import ClientDisconnected, Request, Responder
 
@@ -69,12 +69,6 @@ RESET_BURST = 1000
 RESET_RATE = 100.0
 """...and per second after that: far above what any SDK does (a reset per failed attempt,
 cancelled call or abandoned session), far below a rapid-reset flood (tens of thousands)."""
-
-# RFC 9113 §8.2.2: connection-specific fields are malformed in HTTP/2; drop them rather than
-# have h2 reject the whole response because an application written for HTTP/1.1 set one.
-_CONNECTION_SPECIFIC = frozenset(
-    {"connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade"}
-)
 
 
 def _b(value: bytes | str) -> bytes:
@@ -334,7 +328,8 @@ class H2Connection(BaseConnection):
         block = [(b":status", str(status).encode("ascii"))]
         for name, value in headers:
             name = name.lower()
-            if name not in _CONNECTION_SPECIFIC:
+            # Dropped rather than failing the response for a field HTTP/1.1 allows.
+            if name not in CONNECTION_SPECIFIC:
                 block.append((name.encode("latin-1"), value.encode("latin-1")))
         try:
             self._h2.send_headers(exchange.stream_id, block, end_stream=end)
