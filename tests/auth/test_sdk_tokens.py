@@ -114,6 +114,13 @@ async def test_wrong_or_missing_tokens_are_authn(url: str) -> None:
             assert code_of(exc) == (401, "authn")
 
 
+@pytest.mark.parametrize("http1", [False, True])
+async def test_a_token_read_with_its_newline_still_works(url: str, http1: bool) -> None:
+    # A token pasted or read from a file keeps its line end: the value sent is the token.
+    async with sdk(url, f"  {ROOT}\n", http1=http1) as client:
+        await client.list_basins()
+
+
 async def test_expiry_ends_requests_and_sessions(url: str) -> None:
     basin = unique("basin")
     async with sdk(url, ROOT) as root:

@@ -105,7 +105,8 @@ class Api:
         self.timeout = timeout
         self.retry = retry
         self.compression = compression
-        self._auth = f"Bearer {access_token}"
+        # A token read from a file keeps its line end; a header value cannot (either transport).
+        self._auth = f"Bearer {access_token.strip()}"
 
     def origin(self, basin: str | None) -> tuple[Origin, list[tuple[str, str]]]:
         """The origin for an account (``basin=None``) or basin request, and routing headers."""

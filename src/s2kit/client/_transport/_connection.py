@@ -252,7 +252,9 @@ class H2ClientConnection(asyncio.BufferedProtocol):
                 (b":path", path.encode("latin-1")),
             ]
             for name, value in headers:
-                name = name.lower()
+                # As h2's outbound normalizing did: a token read from a file with its newline
+                # still works (a value may not begin or end with whitespace, RFC 9113 §8.2.1).
+                name, value = name.lower(), value.strip()
                 if problem := _field_problem(name, value):
                     raise h2.exceptions.ProtocolError(problem)
                 block.append((name.encode("latin-1"), value.encode("latin-1")))
