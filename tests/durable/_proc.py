@@ -39,6 +39,8 @@ class LiteChild:
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = f"http://127.0.0.1:{port}"
         self.starts = 0
+        self.kills = 0
+        """SIGKILLs that hit a running lite (the history checker reports them)."""
 
     def _spawn(self) -> int:
         self.starts += 1
@@ -77,10 +79,11 @@ class LiteChild:
         return self.log.read_text(errors="replace")
 
     def kill(self) -> None:
-        """SIGKILL and reap (a no-op when not running)."""
+        """SIGKILL (counted) and reap (a no-op when not running)."""
         proc, self.proc = self.proc, None
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
+            self.kills += 1
         if proc is not None:
             proc.wait()
 

@@ -31,15 +31,12 @@ import contextlib
 import json
 import os
 import random
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from durable._proc import LiteChild, free_port
 from s2kit.errors import S2Error
 from s2kit.server import Lite, LiteConfig
 from s2kit.testing.faults import Chaos, FaultProxy
@@ -69,7 +66,6 @@ if TYPE_CHECKING:
     from s2kit.testing.faults import RequestInfo
 
 BASIN = "history-basin"
-START_TIMEOUT = 30.0
 WIND_DOWN = 120.0
 CATCH_UP = 90.0
 
@@ -119,82 +115,10 @@ class Plan:
     """Seconds between the bulk stream's appends (of 1000 records each)."""
 
 
-# --- durable lite in a child process ---------------------------------------------------------
+# --- durable lite in a child process (tests/durable/_proc.py) --------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class LiteProcess:
-    """``python -m s2kit lite --data-dir DIR --port PORT``, killed and restarted at will."""
-
-    def __init__(self, data_dir: Path, log: Path) -> None:
-        self.data_dir = data_dir
-        self.log = log
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-        self.kills = 0
-
-    def _spawn(self) -> int:
-        self.starts += 1
-        cmd = [sys.executable, "-m", "s2kit", "lite", "--data-dir", str(self.data_dir)]
-        with self.log.open("ab") as out:
-            out.write(f"--- start {self.starts}\n".encode())
-            out.flush()
-            offset = out.tell()
-            self.proc = subprocess.Popen(
-                [*cmd, "--port", str(self.port)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-        return offset
-
-    async def start(self) -> None:
-        """Start it and wait until it serves."""
-        offset = self._spawn()
-        assert self.proc is not None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + START_TIMEOUT
-        while loop.time() < deadline:
-            with self.log.open("rb") as f:
-                f.seek(offset)
-                if b"serving on" in f.read():
-                    return
-            if self.proc.poll() is not None:
-                break
-            await asyncio.sleep(0.02)
-        self.stop()
-        raise AssertionError(f"lite did not start:\n{self.tail_of_log()}")
-
-    def kill(self) -> None:
-        """SIGKILL (counted) and reap."""
-        proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            self.kills += 1
-        if proc is not None:
-            proc.wait()
-
-    def stop(self) -> None:
-        """End it without counting a kill (cleanup)."""
-        proc, self.proc = self.proc, None
-        if proc is not None:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-
-    def tail_of_log(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-
-async def killer(child: LiteProcess, plan: Plan, stop: asyncio.Event, rng: random.Random) -> None:
+async def killer(child: LiteChild, plan: Plan, stop: asyncio.Event, rng: random.Random) -> None:
     """Kill lite at random moments and restart it, until ``stop``."""
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
@@ -303,13 +227,13 @@ async def run_phase(phase: Phase, plan: Plan, tmp: Path) -> Run:
     exclusive = Shared("exclusive")
     bulk = Shared("bulk")
     streams = [*shared, exclusive, bulk]
-    child: LiteProcess | None = None
+    child: LiteChild | None = None
     proxy: FaultProxy | None = None
     kills = 0
     async with contextlib.AsyncExitStack() as stack:
         if phase.durable:
-            child = LiteProcess(tmp / "data", tmp / "lite.log")
-            stack.callback(child.stop)
+            child = LiteChild(tmp / "data", free_port(), tmp / "lite.log")
+            stack.callback(child.kill)
             await child.start()
             upstream = child.url
             settings = ClientSettings(
@@ -360,7 +284,7 @@ async def run_phase(phase: Phase, plan: Plan, tmp: Path) -> Run:
                 await _read_back(rec, direct, s.name)
         except BaseException:
             if child is not None:
-                print(child.tail_of_log())
+                print(child.output()[-4000:])
             raise
         if child is not None:
             kills = child.kills
@@ -383,7 +307,7 @@ async def run_phase(phase: Phase, plan: Plan, tmp: Path) -> Run:
     return Run(phase.name, rec.history, result, report)
 
 
-async def _until(plan: Plan, ctx: Ctx, child: LiteProcess | None) -> None:
+async def _until(plan: Plan, ctx: Ctx, child: LiteChild | None) -> None:
     loop = asyncio.get_running_loop()
     start = loop.time()
     while True:
