@@ -68,6 +68,14 @@ class BaseConnection(asyncio.Protocol):
             task.cancel()
         self._closed.set()
 
+    def _check(self, responder: Responder) -> None:
+        """Raise :class:`ClientDisconnected` if this exchange can no longer be answered."""
+        transport = self._transport
+        # A transport already closing (the client hung up; connection_lost may not have run
+        # yet) takes no more: stop the handler here rather than render more for nobody.
+        if responder.disconnected or self._closing or transport is None or transport.is_closing():
+            raise ClientDisconnected("the client went away")
+
     def pause_writing(self) -> None:
         self._write_paused = True
         self._paused_since = self._loop.time()

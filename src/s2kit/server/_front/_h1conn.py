@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import h11
 
 from s2kit.server._front._conn import BaseConnection
-from s2kit.server._front._exchange import ClientDisconnected, Request, Responder
+from s2kit.server._front._exchange import Request, Responder
 
 if TYPE_CHECKING:
     from s2kit.server._front._exchange import Handler
@@ -257,7 +257,7 @@ class H1Connection(BaseConnection):
     def _send_head(
         self, exchange: _H1Exchange, status: int, headers: list[tuple[str, str]], *, end: bool
     ) -> None:
-        self._check(exchange)
+        self._check(exchange.responder)
         try:
             raw = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
             if self._draining:
@@ -275,7 +275,7 @@ class H1Connection(BaseConnection):
             self._maybe_finish(exchange)
 
     async def _send_body(self, exchange: _H1Exchange, data: bytes, *, end: bool) -> None:
-        self._check(exchange)
+        self._check(exchange.responder)
         parts: list[bytes] = []
         try:
             if data and not exchange.head_only:
@@ -297,18 +297,6 @@ class H1Connection(BaseConnection):
         if exchange is self._current and self._h11.they_are_waiting_for_100_continue:
             continue_ = h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")
             self._write(self._h11.send(continue_) or b"")
-
-    def _check(self, exchange: _H1Exchange) -> None:
-        transport = self._transport
-        # A transport already closing (the client hung up; connection_lost may not have run
-        # yet) takes no more: stop the handler here rather than render more for nobody.
-        if (
-            exchange.responder.disconnected
-            or self._closing
-            or transport is None
-            or transport.is_closing()
-        ):
-            raise ClientDisconnected("the client went away")
 
     # -- end of an exchange ----------------------------------------------------------------
 

@@ -324,7 +324,7 @@ class H2Connection(BaseConnection):
     def _send_head(
         self, exchange: _H2Exchange, status: int, headers: list[tuple[str, str]], *, end: bool
     ) -> None:
-        self._check(exchange)
+        self._check(exchange.responder)
         block = [(b":status", str(status).encode("ascii"))]
         for name, value in headers:
             name = name.lower()
@@ -346,7 +346,7 @@ class H2Connection(BaseConnection):
         view = memoryview(b"" if exchange.head_only else data)
         offset = 0
         while True:
-            self._check(exchange)
+            self._check(exchange.responder)
             if self._write_paused:
                 await self._drain()
                 continue
@@ -382,18 +382,6 @@ class H2Connection(BaseConnection):
         except h2.exceptions.ProtocolError:
             return
         self._schedule_flush()
-
-    def _check(self, exchange: _H2Exchange) -> None:
-        transport = self._transport
-        # A transport already closing (the client hung up; connection_lost may not have run
-        # yet) takes no more: stop the handler here rather than render more for nobody.
-        if (
-            exchange.responder.disconnected
-            or self._closing
-            or transport is None
-            or transport.is_closing()
-        ):
-            raise ClientDisconnected("the client went away")
 
     def _credit(self, stream_id: int, size: int) -> None:
         if size <= 0 or self._lost:
