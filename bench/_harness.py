@@ -106,6 +106,16 @@ def proc_cpu_seconds(pid: int) -> float:
     return (utime + stime) / _CLK_TCK
 
 
+def proc_memory_bytes(pid: int, field: str = "VmRSS") -> int:
+    """A memory figure of ``/proc/PID/status`` in bytes (``VmRSS``, ``RssAnon``, ...); 0 when
+    the process has none."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 def self_cpu_seconds() -> float:
     """User + system CPU of this process (all threads) so far."""
     ru = resource.getrusage(resource.RUSAGE_SELF)

@@ -26,21 +26,20 @@ import sys
 import time
 
 import s2kit
-from _harness import MIB, Server, markdown_table, nearest_rank, proc_cpu_seconds
+from _harness import (
+    MIB,
+    Server,
+    markdown_table,
+    nearest_rank,
+    proc_cpu_seconds,
+    proc_memory_bytes,
+)
 
 BASIN = "scale-bench"
 
 
 def stream_name(i: int) -> str:
     return f"s{i:05d}"
-
-
-def vm_rss(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 # --- child: readers -------------------------------------------------------------------------
@@ -161,7 +160,7 @@ async def run(args: argparse.Namespace) -> list[tuple[str, str]]:
         peak = 0
         writer_cpu = 0.0
         while writer.returncode is None:
-            peak = max(peak, vm_rss(server.pid))
+            peak = max(peak, proc_memory_bytes(server.pid))
             with contextlib.suppress(OSError, ValueError):
                 writer_cpu = proc_cpu_seconds(writer.pid)
             with contextlib.suppress(TimeoutError):
@@ -181,7 +180,7 @@ async def run(args: argparse.Namespace) -> list[tuple[str, str]]:
             out = json.loads(await proc.stdout.read())
             await proc.wait()
             report = {k: report[k] + out[k] for k in report}
-            peak = max(peak, vm_rss(server.pid))
+            peak = max(peak, proc_memory_bytes(server.pid))
         # Everything the appends cost lite, fan-out included, until the last reader had them.
         work = proc_cpu_seconds(server.pid) - cpu_before
     lat = sorted(written["latencies"])

@@ -26,18 +26,10 @@ import sys
 import time
 
 import s2kit
-from _harness import MIB, Server, markdown_table, nearest_rank
+from _harness import MIB, Server, markdown_table, nearest_rank, proc_memory_bytes
 
 BASIN, STREAM = "slow-readers", "s"
 BATCH = s2kit.AppendInput(records=[s2kit.Record(body=b"x" * (32 * 1024 - 8))] * 32)
-
-
-def rss_anon(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 async def write(url: str, seconds: float, pid: int) -> tuple[float, list[float], int]:
@@ -45,7 +37,7 @@ async def write(url: str, seconds: float, pid: int) -> tuple[float, list[float],
     async with s2kit.S2("bench", endpoints=s2kit.Endpoints.for_url(url)) as s2:
         stream = s2.basin(BASIN).stream(STREAM)
         latencies: list[float] = []
-        base = peak = rss_anon(pid)
+        base = peak = proc_memory_bytes(pid, "RssAnon")
         loop = asyncio.get_running_loop()
         started = loop.time()
         async with stream.append_session(max_unacked_batches=8) as session:
@@ -57,14 +49,14 @@ async def write(url: str, seconds: float, pid: int) -> tuple[float, list[float],
                     await ticket
                     latencies.append(loop.time() - sent)
                 if len(latencies) % 16 == 0:
-                    peak = max(peak, rss_anon(pid))
+                    peak = max(peak, proc_memory_bytes(pid, "RssAnon"))
             for sent, ticket in pending:
                 await ticket
                 latencies.append(loop.time() - sent)
         elapsed = loop.time() - started
         # The records are kept in memory: what lite holds beyond them is the growth less the
         # data written (one MiB per batch acked).
-        beyond = max(peak, rss_anon(pid)) - base - len(latencies) * MIB
+        beyond = max(peak, proc_memory_bytes(pid, "RssAnon")) - base - len(latencies) * MIB
         return len(latencies) / elapsed, sorted(latencies), beyond
 
 
