@@ -78,6 +78,7 @@ def test_fast_append_input_decoder_agrees_with_upb(inp: AppendInput) -> None:
         b"\xff",
         b"\x0a\x02\x08\x80\x0a\x00",  # a timestamp varint running into the next record
         b"\x0a\x80\x01",  # a two-byte record length, and no record
+        b"\x0a\x83\x00\x1a\x01x",  # a record length in a needlessly long varint
     ],
 )
 def test_fast_decoder_agrees_with_upb_or_defers(data: bytes) -> None:
@@ -86,12 +87,59 @@ def test_fast_decoder_agrees_with_upb_or_defers(data: bytes) -> None:
 
 def _assert_agrees_with_upb_or_defers(data: bytes) -> None:
     fast = _pbdec.decode_append_input(data)
+    plain = _pbdec.decode_plain_input(data)
     try:
         upb = _proto.decode_append_input(bytearray(data))  # bytearray: the upb path
     except _proto.ProtoDecodeError:
         assert fast is None
+        assert plain is None
     else:
         assert fast is None or fast == upb
+        assert plain is None or plain.as_input() == upb
+
+
+plain_inputs = st.builds(
+    AppendInput,
+    records=st.lists(st.builds(Record, body=st.binary(max_size=300)), max_size=8).map(tuple),
+    match_seq_num=st.none() | u64,
+    fencing_token=st.none() | st.text(max_size=36),
+)
+
+
+@given(plain_inputs)
+def test_bodies_alone_decode_as_a_plain_input(inp: AppendInput) -> None:
+    data = _upb_input(inp)
+    plain = _pbdec.decode_plain_input(data)
+    # upb writes a record with an empty body as an empty message, which the general path takes.
+    if all(r.body for r in inp.records):
+        assert plain is not None
+        assert plain.bodies == [r.body for r in inp.records]
+        assert (plain.match_seq_num, plain.fencing_token) == (inp.match_seq_num, inp.fencing_token)
+    assert plain is None or plain.as_input() == inp
+    assert _proto.decode_append_batch(data) in (inp, plain)
+
+
+@given(inputs)
+def test_a_record_with_headers_or_a_timestamp_is_never_plain(inp: AppendInput) -> None:
+    data = _upb_input(inp)
+    plain = _pbdec.decode_plain_input(data)
+    if any(r.headers or r.timestamp is not None for r in inp.records):
+        assert plain is None
+        assert _proto.decode_append_batch(data) == inp
+    assert plain is None or plain.as_input() == inp
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x0a\x03\x1a\x01x\x0a\x05\x1a\x01y\x1a\x00",  # a second body in one record
+        b"\x0a\x04\x1a\x01xy",  # a record longer than its body
+        b"\x0a\x03\x1a\x02x",  # a body longer than its record
+    ],
+)
+def test_plain_decoder_defers_on_anything_but_a_body_alone(data: bytes) -> None:
+    assert _pbdec.decode_plain_input(data) is None
+    _assert_agrees_with_upb_or_defers(data)
 
 
 @given(inputs, st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=4))

@@ -40,6 +40,7 @@ from s2kit.types import (
     ResourceSet,
 )
 from s2kit.types import Operation as Op
+from s2kit.wire._pbdec import PlainInput
 from s2kit.wire._validate import command_of
 
 __all__ = [
@@ -265,15 +266,18 @@ class Guard:
             return Listing(prefix, start_after, None)
         return _narrowed(self.grant.scope.access_tokens, prefix, start_after)
 
-    def check_batch(self, inp: AppendInput) -> None:
+    def check_batch(self, inp: AppendInput | PlainInput) -> None:
         """An append batch needs ``append`` for its records, ``trim``/``fence`` for those
         commands (they are records of the batch, ``_routes.py``)."""
         if self.grant is None:
             return
         needs: set[Op] = set()
-        for record in inp.records:
-            op = command_of(record)
-            needs.add(Op.APPEND if op is None else Op.TRIM if op == b"trim" else Op.FENCE)
+        if isinstance(inp, PlainInput):
+            needs.add(Op.APPEND)  # bodies alone: no command records
+        else:
+            for record in inp.records:
+                op = command_of(record)
+                needs.add(Op.APPEND if op is None else Op.TRIM if op == b"trim" else Op.FENCE)
         missing = needs - self.grant.ops
         if missing:
             raise _denied(f"operation `{min(missing).value}`")

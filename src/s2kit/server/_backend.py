@@ -25,6 +25,7 @@ from s2kit.server._storage import MemoryStorage, Reported, Storage, StreamKey
 
 if TYPE_CHECKING:
     from s2kit.types import AppendAck, AppendInput, StreamConfig, StreamPosition
+    from s2kit.wire._pbdec import PlainInput
 
 log = logging.getLogger("s2kit.server")
 
@@ -100,7 +101,7 @@ class Backend:
         basin: str,
         stream: str,
         config: StreamConfig | None,
-        inp: AppendInput,
+        inp: AppendInput | PlainInput,
         sizes: list[int],
         cipher: RecordCipher | None,
     ) -> tuple[asyncio.Future[AppendAck], bool]:

@@ -28,6 +28,7 @@ import struct
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import TYPE_CHECKING
 
 from s2kit.errors import ErrorCode, FencingTokenMismatch, S2Error, SeqNumMismatch, ServerError
@@ -35,12 +36,12 @@ from s2kit.server._crypto import encode_envelope
 from s2kit.server._storage import Reported, Storage, StreamCommit, StreamKey
 from s2kit.types import (
     AppendAck,
-    AppendInput,
     EncryptionAlgorithm,
     RecordFields,
     StreamPosition,
     TimestampingMode,
 )
+from s2kit.wire._pbdec import PlainInput
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     from s2kit.server._crypto import RecordCipher
     from s2kit.server._meta import MetaLog
     from s2kit.server._storage import MetaRow
+    from s2kit.types import AppendInput
 
 log = logging.getLogger("s2kit.server")
 
@@ -190,7 +192,7 @@ class StreamOwner:
         """Whether appends are pending or reads are in progress."""
         return bool(self.unflushed or self.inflight or self.followers or self.readers)
 
-    def condition_failure(self, inp: AppendInput) -> S2Error | None:
+    def condition_failure(self, inp: AppendInput | PlainInput) -> S2Error | None:
         """The 412 ``inp`` fails with against the pending state, if any."""
         if inp.fencing_token is not None and inp.fencing_token != self.pending_token:
             return FencingTokenMismatch(self.pending_token)
@@ -214,7 +216,10 @@ class StreamOwner:
         return fut
 
     def append(
-        self, inp: AppendInput, sizes: list[int], cipher: RecordCipher | None = None
+        self,
+        inp: AppendInput | PlainInput,
+        sizes: list[int],
+        cipher: RecordCipher | None = None,
     ) -> asyncio.Future[AppendAck]:
         """Sequence a validated batch; the future resolves with its ack once durable.
 
@@ -231,49 +236,63 @@ class StreamOwner:
         mode = ts_cfg.mode if ts_cfg is not None else None
         uncapped = bool(ts_cfg.uncapped) if ts_cfg is not None else False
         now = now_ms()
-        n = len(inp.records)
+        n = len(sizes)
         seq = self.next_seq
+        if isinstance(inp, PlainInput) and (
+            cipher is not None or mode is TimestampingMode.CLIENT_REQUIRE
+        ):
+            inp = inp.as_input()  # sealing and missing timestamps are per record
         if (
             cipher is not None
             and cipher.algorithm is EncryptionAlgorithm.AES_256_GCM
             and seq + n - 1 > AES_GCM_MAX_SEQ_NUM
         ):
-            _check_aes_gcm_limit(inp, seq)
+            _check_aes_gcm_limit(inp, sizes, seq)
         max_ts = self.max_ts
         token, trim = self.pending_token, self.pending_trim
-        out: list[RecordFields] = []
-        add = out.append
-        arrival = mode is TimestampingMode.ARRIVAL
-        require = mode is TimestampingMode.CLIENT_REQUIRE
-        for r in inp.records:
-            ts = r.timestamp
-            if arrival or ts is None:
-                if require:
-                    raise ServerError.for_code(
-                        ErrorCode.INVALID, "record timestamp was required but was missing"
-                    )
-                ts = now
-            elif ts > now and not uncapped:
-                ts = now
-            if ts < max_ts:
-                ts = max_ts
-            max_ts = ts
-            headers, body = r.headers, r.body
-            if headers:
-                if len(headers) == 1 and not headers[0][0]:
-                    op = headers[0][1]
-                    if op == b"fence":
-                        token = body.decode()
-                    elif op == b"trim":
-                        # A trim never trims past itself and only moves forward.
-                        trim = max(trim, min(struct.unpack(">Q", body)[0], seq + 1))
+        out: list[RecordFields]
+        if isinstance(inp, PlainInput):
+            # Bodies alone: every record takes the arrival time (never below the stream's
+            # latest), carries no command, and is built in one C-level pass.
+            max_ts = max(now, max_ts)
+            out = list(
+                zip(range(seq, seq + n), repeat(max_ts, n), repeat((), n), inp.bodies, strict=True)
+            )
+            seq += n
+        else:
+            out = []
+            add = out.append
+            arrival = mode is TimestampingMode.ARRIVAL
+            require = mode is TimestampingMode.CLIENT_REQUIRE
+            for r in inp.records:
+                ts = r.timestamp
+                if arrival or ts is None:
+                    if require:
+                        raise ServerError.for_code(
+                            ErrorCode.INVALID, "record timestamp was required but was missing"
+                        )
+                    ts = now
+                elif ts > now and not uncapped:
+                    ts = now
+                if ts < max_ts:
+                    ts = max_ts
+                max_ts = ts
+                headers, body = r.headers, r.body
+                if headers:
+                    if len(headers) == 1 and not headers[0][0]:
+                        op = headers[0][1]
+                        if op == b"fence":
+                            token = body.decode()
+                        elif op == b"trim":
+                            # A trim never trims past itself and only moves forward.
+                            trim = max(trim, min(struct.unpack(">Q", body)[0], seq + 1))
+                    elif cipher is not None:
+                        body = cipher.encrypt(encode_envelope(headers, body))
+                        headers = ()
                 elif cipher is not None:
                     body = cipher.encrypt(encode_envelope(headers, body))
-                    headers = ()
-            elif cipher is not None:
-                body = cipher.encrypt(encode_envelope(headers, body))
-            add((seq, ts, headers, body))  # a plain tuple: see RecordFields
-            seq += 1
+                add((seq, ts, headers, body))  # a plain tuple: see RecordFields
+                seq += 1
         retention = cfg.retention_policy
         expiry = None if not isinstance(retention, int) else time.monotonic() + retention
         first = out[0]
@@ -363,16 +382,16 @@ def _is_command(headers: Sequence[tuple[bytes, bytes]]) -> bool:
     return len(headers) == 1 and not headers[0][0]
 
 
-def _check_aes_gcm_limit(inp: AppendInput, first: int) -> None:
+def _check_aes_gcm_limit(inp: AppendInput | PlainInput, sizes: list[int], first: int) -> None:
     """Refuse a batch that would seal a record past the AES-256-GCM bound.
 
     Only sealed records count: command records are stored in plaintext and exempt, as in
     s2-lite, so fencing and trimming keep working on a stream at the bound. The error names
     the first record past it, as s2-lite's does.
     """
-    records = inp.records
-    for i in range(max(AES_GCM_MAX_SEQ_NUM + 1 - first, 0), len(records)):
-        if not _is_command(records[i].headers):
+    for i in range(max(AES_GCM_MAX_SEQ_NUM + 1 - first, 0), len(sizes)):
+        # Bodies alone (a PlainInput) are all sealed.
+        if isinstance(inp, PlainInput) or not _is_command(inp.records[i].headers):
             raise ServerError.for_code(
                 ErrorCode.INVALID,
                 f"max assignable sequence number is {AES_GCM_MAX_SEQ_NUM}; attempted {first + i}",

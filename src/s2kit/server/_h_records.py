@@ -32,7 +32,8 @@ from s2kit.types import (
     metered_bytes,
 )
 from s2kit.wire import _json, _negotiate, _proto, _s2s, _sse
-from s2kit.wire._validate import InvalidBatch, validate_append_input
+from s2kit.wire._pbdec import PlainInput
+from s2kit.wire._validate import InvalidBatch, validate_append_input, validate_plain_input
 
 if TYPE_CHECKING:
     from s2kit.server._backend import Backend
@@ -57,9 +58,11 @@ def _wants_proto(reply: Reply) -> bool:
     return _negotiate.is_protobuf(reply.request.header("accept"))
 
 
-def _validate(inp: AppendInput) -> list[int]:
-    sizes: list[int] = []
+def _validate(inp: AppendInput | PlainInput) -> list[int]:
     try:
+        if isinstance(inp, PlainInput):
+            return validate_plain_input(inp)
+        sizes: list[int] = []
         validate_append_input(inp, sizes)
     except InvalidBatch as exc:
         raise err(ErrorCode.INVALID, str(exc)) from None
@@ -98,7 +101,7 @@ async def append(backend: Backend, reply: Reply, basin: str, stream: str) -> Non
     body = await read_body(request, share=reply.share)
     if _negotiate.is_protobuf(media):
         try:
-            inp = _proto.decode_append_input(body)
+            inp: AppendInput | PlainInput = _proto.decode_append_batch(body)
         except _proto.ProtoDecodeError as exc:
             raise err(ErrorCode.BAD_PROTO, str(exc)) from None
     elif _negotiate.is_json(media):
@@ -167,7 +170,7 @@ async def _append_session(backend: Backend, reply: Reply, basin: str, stream: st
                     if isinstance(event, _s2s.Terminal):
                         raise FrameError("unexpected terminal frame from client")
                     try:
-                        inp = _proto.decode_append_input(event.payload)
+                        inp = _proto.decode_append_batch(event.payload)
                     except _proto.ProtoDecodeError as exc:
                         raise FrameError(str(exc)) from None
                     sizes = _validate(inp)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from itertools import islice, repeat
 from operator import attrgetter, le, lt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
@@ -34,10 +34,14 @@ from s2kit.wire._pbenc import encode_append_input as encode_append_input
 from s2kit.wire._pbenc import encode_read_batch_parts as encode_read_batch_parts
 from s2kit.wire._pbenc import read_batch_chunks as read_batch_chunks
 
+if TYPE_CHECKING:
+    from s2kit.wire._pbdec import PlainInput
+
 __all__ = [
     "ProtoDecodeError",
     "append_input_chunks",
     "decode_append_ack",
+    "decode_append_batch",
     "decode_append_input",
     "decode_read_batch",
     "encode_append_ack",
@@ -170,6 +174,15 @@ def _position(pb: Any) -> StreamPosition:
 
 
 # --- AppendInput ------------------------------------------------------------------------------
+
+
+def decode_append_batch(data: bytes | memoryview) -> AppendInput | PlainInput:
+    """Lite's decoding of an ``AppendInput``: a batch of bodies alone comes back as a
+    :class:`~s2kit.wire._pbdec.PlainInput`, anything else as :func:`decode_append_input`
+    gives it. Raises :class:`ProtoDecodeError`."""
+    if type(data) is bytes and (plain := _pbdec.decode_plain_input(data)) is not None:
+        return plain
+    return decode_append_input(data)
 
 
 def decode_append_input(data: bytes | memoryview) -> AppendInput:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from s2kit.types import AppendInput, Record
+    from s2kit.wire._pbdec import PlainInput
 
 MAX_BATCH_RECORDS = 1000
 MAX_BATCH_BYTES = 1024 * 1024
@@ -63,17 +64,7 @@ def validate_append_input(inp: AppendInput, sizes: list[int] | None = None) -> i
     With ``sizes``, each record's metered size is appended to it (the server keeps them).
     """
     records = inp.records
-    if not records:
-        raise InvalidBatch("record batch must not be empty")
-    if len(records) > MAX_BATCH_RECORDS:
-        raise InvalidBatch("record batch must not exceed 1000 records")
-    if inp.fencing_token is not None:
-        try:
-            token_size = len(inp.fencing_token.encode())
-        except UnicodeEncodeError:  # a lone surrogate: no UTF-8 form to send or store
-            raise InvalidBatch("fencing token must be valid UTF-8") from None
-        if token_size > MAX_FENCING_TOKEN_BYTES:
-            raise InvalidBatch("fencing token must not exceed 36 bytes in length")
+    _check_shape(len(records), inp.fencing_token)
     total = 0
     keep = sizes.append if sizes is not None else None
     for r in records:
@@ -84,11 +75,7 @@ def validate_append_input(inp: AppendInput, sizes: list[int] | None = None) -> i
             for name, value in headers:
                 size += 2 + len(name) + len(value)
         if size > MAX_BATCH_BYTES:
-            raise InvalidBatch(
-                "record must have metered size less than 1 MiB",
-                f"a record's metered size must be at most 1 MiB ({MAX_BATCH_BYTES} bytes), "
-                f"got {size} bytes",
-            )
+            _check_record(size)
         total += size
         if keep is not None:
             keep(size)
@@ -97,10 +84,53 @@ def validate_append_input(inp: AppendInput, sizes: list[int] | None = None) -> i
                 validate_command(headers[0][1], r.body)
             elif any(not name for name, _ in headers):
                 raise InvalidBatch("invalid header: empty name")
+    _check_total(total)
+    return total
+
+
+def validate_plain_input(inp: PlainInput) -> list[int]:
+    """:func:`validate_append_input` for a batch of bodies alone; returns the records'
+    metered sizes. Without headers there is no command to check, so this is sizes only."""
+    bodies = inp.bodies
+    _check_shape(len(bodies), inp.fencing_token)
+    sizes = [len(body) + 8 for body in bodies]
+    total = sum(sizes)
+    if total > MAX_BATCH_BYTES:
+        # A record over the limit is reported as such, as the general path reports it.
+        for size in sizes:
+            if size > MAX_BATCH_BYTES:
+                _check_record(size)
+        _check_total(total)
+    return sizes
+
+
+def _check_shape(count: int, fencing_token: str | None) -> None:
+    if not count:
+        raise InvalidBatch("record batch must not be empty")
+    if count > MAX_BATCH_RECORDS:
+        raise InvalidBatch("record batch must not exceed 1000 records")
+    if fencing_token is not None:
+        try:
+            token_size = len(fencing_token.encode())
+        except UnicodeEncodeError:  # a lone surrogate: no UTF-8 form to send or store
+            raise InvalidBatch("fencing token must be valid UTF-8") from None
+        if token_size > MAX_FENCING_TOKEN_BYTES:
+            raise InvalidBatch("fencing token must not exceed 36 bytes in length")
+
+
+def _check_record(size: int) -> None:
+    if size > MAX_BATCH_BYTES:
+        raise InvalidBatch(
+            "record must have metered size less than 1 MiB",
+            f"a record's metered size must be at most 1 MiB ({MAX_BATCH_BYTES} bytes), "
+            f"got {size} bytes",
+        )
+
+
+def _check_total(total: int) -> None:
     if total > MAX_BATCH_BYTES:
         raise InvalidBatch(
             "record batch must not exceed a metered size of 1 MiB",
             f"a batch's metered size must be at most 1 MiB ({MAX_BATCH_BYTES} bytes), "
             f"got {total} bytes",
         )
-    return total
