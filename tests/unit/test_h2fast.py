@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 
+import h2.config
+import h2.connection
 import pytest
 from h2.exceptions import FrameTooLargeError
 from h2.frame_buffer import FrameBuffer
@@ -141,3 +143,68 @@ def test_frame_repr_skips_the_body() -> None:
     frame.flags.add("END_HEADERS")
     assert repr(frame) == "HeadersFrame(stream_id=3)"
     assert repr(hf.DataFrame(5, b"x" * (1 << 20))) == "DataFrame(stream_id=5)"
+
+
+# --- outbound: DATA payloads queued, not copied -------------------------------------------------
+
+sends = st.lists(
+    st.tuples(
+        st.sampled_from(["data", "view", "padded", "ping", "end"]),
+        st.binary(max_size=2000),
+        st.booleans(),  # drain in the middle (data_to_send), or keep queueing
+    ),
+    max_size=12,
+)
+
+
+def _pair_output(conn: h2.connection.H2Connection, steps: list[tuple[str, bytes, bool]]) -> bytes:
+    """Everything ``conn`` writes for the same requests, in the same places."""
+    out = bytearray()
+    conn.initiate_connection()
+    conn.send_headers(
+        1, [(b":method", b"POST"), (b":path", b"/"), (b":scheme", b"http"), (b":authority", b"x")]
+    )
+    ended = False
+    for kind, payload, drain in steps:
+        if ended:
+            break
+        if kind == "ping":
+            conn.ping(payload[:8].ljust(8, b"\0"))
+        elif kind == "end":
+            conn.end_stream(1)
+            ended = True
+        else:
+            source = bytearray(payload)  # mutated right after: a queued view must not see it
+            data: bytes | memoryview = memoryview(source) if kind == "view" else bytes(payload)
+            conn.send_data(1, data, pad_length=7 if kind == "padded" else None)
+            source[:] = b"\xff" * len(source)
+        if drain:
+            out += conn.data_to_send()
+    out += conn.data_to_send()
+    return bytes(out)
+
+
+@given(sends)
+def test_outbound_bytes_are_h2s_own(steps: list[tuple[str, bytes, bool]]) -> None:
+    def stock() -> h2.connection.H2Connection:
+        config = h2.config.H2Configuration(client_side=True, header_encoding=None)
+        conn = h2.connection.H2Connection(config=config)
+        conn.encoder = new_connection(client_side=True).encoder
+        return conn
+
+    assert _pair_output(new_connection(client_side=True), steps) == _pair_output(stock(), steps)
+
+
+def test_queued_output_is_cleared_and_drained_by_amount() -> None:
+    conn = new_connection(client_side=True)
+    conn.initiate_connection()
+    conn.send_headers(
+        1, [(b":method", b"POST"), (b":path", b"/"), (b":scheme", b"http"), (b":authority", b"x")]
+    )
+    conn.send_data(1, b"a" * 100)
+    whole = conn.data_to_send()
+    conn.send_data(1, b"a" * 100)
+    assert conn.data_to_send(10) + conn.data_to_send() == whole[-109:]
+    conn.send_data(1, b"b" * 100)
+    conn.clear_outbound_data_buffer()
+    assert conn.data_to_send() == b""

@@ -362,7 +362,9 @@ class H2Connection(BaseConnection):
                         exchange.window_waiter = None
                     continue
                 last = end and size == remaining
-                if size or last:
+                if size and size == len(view) and type(data) is bytes:  # h2 copies views, not bytes
+                    self._h2.send_data(stream_id, data, end_stream=last)
+                elif size or last:
                     self._h2.send_data(stream_id, view[offset : offset + size], end_stream=last)
             except h2.exceptions.ProtocolError as exc:
                 # Reset by the peer, or the whole connection is being torn down.
