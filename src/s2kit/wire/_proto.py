@@ -182,13 +182,17 @@ def decode_append_batch(data: bytes | memoryview) -> AppendInput | PlainInput:
     gives it. Raises :class:`ProtoDecodeError`."""
     if type(data) is bytes and (plain := _pbdec.decode_plain_input(data)) is not None:
         return plain
-    return decode_append_input(data)
+    return _decode_append_input(data)
 
 
 def decode_append_input(data: bytes | memoryview) -> AppendInput:
     """Parse an :class:`AppendInput`; raises :class:`ProtoDecodeError`."""
-    if type(data) is bytes and (fast := _pbdec.decode_append_input(data)) is not None:
-        return fast
+    if type(data) is bytes and (plain := _pbdec.decode_plain_input(data)) is not None:
+        return plain.as_input()
+    return _decode_append_input(data)
+
+
+def _decode_append_input(data: bytes | memoryview) -> AppendInput:
     msg = _parse(PbAppendInput, data)
     out: list[Record] = []
     add = out.append
