@@ -18,20 +18,20 @@
 4. h2 walks every stream to count the open ones on each new stream; :class:`_Connection`
    walks only when the count can reach the limit.
 
-7. (Outbound.) h2 serializes every frame it sends into its own buffer: a DATA frame's
-   payload was copied five times on its way to the socket (hyperframe's body, the frame,
-   the join of frames, h2's bytearray, then ``bytes()`` of it for ``data_to_send``).
+5. h2 serializes every frame it sends into its own buffer: a DATA frame's
+   payload was copied four or five times on its way to the socket (hyperframe's body, the frame,
+   the join of several frames, h2's bytearray, then ``bytes()`` of it for ``data_to_send``).
    :class:`_Connection` queues a DATA frame as its 9-byte header and the payload object
    itself, and ``data_to_send`` joins what is queued once. In an append session that was a
    quarter of the client's CPU (docs/benchmarks.md#against-the-targets-of-the-scale-and-speed-work).
 
 And two defences h2 lacks, for lite (the server side):
 
-5. A header block is bounded as it arrives: h2 assembles HEADERS + CONTINUATION frames until
+6. A header block is bounded as it arrives: h2 assembles HEADERS + CONTINUATION frames until
    END_HEADERS, up to 64 frames of up to the maximum frame size each (64 MiB with lite's
    1 MiB frames) before looking at the advertised header-list limit. The buffer refuses a
    block whose fragments pass ``max_header_block`` bytes (the CONTINUATION flood).
-6. A stream opened above the advertised SETTINGS_MAX_CONCURRENT_STREAMS is refused with
+7. A stream opened above the advertised SETTINGS_MAX_CONCURRENT_STREAMS is refused with
    RST_STREAM(REFUSED_STREAM), which RFC 9113 §5.1.2 allows and a client can retry, instead
    of h2's connection error that would fail every other stream of the connection.
 """
@@ -220,7 +220,7 @@ class LeanFrameBuffer(FrameBuffer):
 
 class _Connection(h2.connection.H2Connection):
     """h2's connection, counting its open streams only when the count can matter, and
-    queueing DATA payloads without copying them (item 7 above).
+    queueing DATA payloads without copying them (item 5 above).
 
     h2 counts open streams (and sweeps closed ones out of its table) by walking every stream,
     on every new stream it sends or receives: with a thousand streams on a connection (read
