@@ -239,7 +239,7 @@ async def main(n: int, rounds: int, pin: bool) -> None:
                 await one_round(server.url, sdk, n, results)
     if os.environ.get("S2KIT_BENCH_RAW"):
         for k, v in results.items():
-            print(k, [round(x, 1) for x in v])
+            print(k, [round(x, 2) for x in v])
     rows = []
     for what, better in (
         ("session cpu_us", "lower"),
