@@ -4,17 +4,15 @@ tables and as ``--json`` (docs/auth.md)."""
 
 from __future__ import annotations
 
-import io
-import json
 import subprocess
 import sys
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
-from s2kit.cli import main
+from cli._runner import Cli as _Cli
+from cli._runner import Result, isolate
 from s2kit.testing import LiteProcess
 
 from .conftest import ROOT, unique
@@ -24,34 +22,16 @@ if TYPE_CHECKING:
 
     from s2kit.server import LiteThread
 
-
-@dataclass(frozen=True)
-class Result:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.out)
+ENDPOINT_VARIABLES = ("S2_ACCOUNT_ENDPOINT", "S2_BASIN_ENDPOINT")
 
 
-class Cli:
-    """``s2kit`` run in-process (``main(argv)``) with ``S2_ACCESS_TOKEN`` set to a token."""
+class Cli(_Cli):
+    """The CLI with ``S2_ACCESS_TOKEN`` set to a token (the root token unless told)."""
 
-    def __init__(
-        self, capsys: pytest.CaptureFixture[bytes], monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        self._capsys = capsys
-        self._monkeypatch = monkeypatch
-
-    def __call__(self, *argv: str, token: str = ROOT) -> Result:
-        self._monkeypatch.setenv("S2_ACCESS_TOKEN", token)
-        self._monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"")))
-        self._capsys.readouterr()
-        code = main(list(argv))
-        out, err = self._capsys.readouterr()
-        return Result(code, out.decode(), err.decode())
+    def __call__(  # type: ignore[override]
+        self, *argv: str, token: str = ROOT
+    ) -> Result:
+        return super().__call__(*argv, env={"S2_ACCESS_TOKEN": token})
 
 
 @pytest.fixture
@@ -61,12 +41,7 @@ def cli(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> Cli:
-    for name in ("S2_ACCOUNT_ENDPOINT", "S2_BASIN_ENDPOINT"):
-        monkeypatch.setenv(name, auth_lite.url)
-    for name in ("S2_SSL_NO_VERIFY", "SSL_CERT_FILE", "COLUMNS"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    isolate(monkeypatch, tmp_path, dict.fromkeys(ENDPOINT_VARIABLES, auth_lite.url))
     return Cli(capsysbinary, monkeypatch)
 
 
