@@ -75,7 +75,7 @@ def validate_append_input(inp: AppendInput, sizes: list[int] | None = None) -> i
             for name, value in headers:
                 size += 2 + len(name) + len(value)
         if size > MAX_BATCH_BYTES:
-            _check_record(size)
+            raise _record_too_large(size)
         total += size
         if keep is not None:
             keep(size)
@@ -84,7 +84,8 @@ def validate_append_input(inp: AppendInput, sizes: list[int] | None = None) -> i
                 validate_command(headers[0][1], r.body)
             elif any(not name for name, _ in headers):
                 raise InvalidBatch("invalid header: empty name")
-    _check_total(total)
+    if total > MAX_BATCH_BYTES:
+        raise _batch_too_large(total)
     return total
 
 
@@ -99,8 +100,8 @@ def validate_plain_input(inp: PlainInput) -> list[int]:
         # A record over the limit is reported as such, as the general path reports it.
         for size in sizes:
             if size > MAX_BATCH_BYTES:
-                _check_record(size)
-        _check_total(total)
+                raise _record_too_large(size)
+        raise _batch_too_large(total)
     return sizes
 
 
@@ -118,19 +119,17 @@ def _check_shape(count: int, fencing_token: str | None) -> None:
             raise InvalidBatch("fencing token must not exceed 36 bytes in length")
 
 
-def _check_record(size: int) -> None:
-    if size > MAX_BATCH_BYTES:
-        raise InvalidBatch(
-            "record must have metered size less than 1 MiB",
-            f"a record's metered size must be at most 1 MiB ({MAX_BATCH_BYTES} bytes), "
-            f"got {size} bytes",
-        )
+def _record_too_large(size: int) -> InvalidBatch:
+    return InvalidBatch(
+        "record must have metered size less than 1 MiB",
+        f"a record's metered size must be at most 1 MiB ({MAX_BATCH_BYTES} bytes), "
+        f"got {size} bytes",
+    )
 
 
-def _check_total(total: int) -> None:
-    if total > MAX_BATCH_BYTES:
-        raise InvalidBatch(
-            "record batch must not exceed a metered size of 1 MiB",
-            f"a batch's metered size must be at most 1 MiB ({MAX_BATCH_BYTES} bytes), "
-            f"got {total} bytes",
-        )
+def _batch_too_large(total: int) -> InvalidBatch:
+    return InvalidBatch(
+        "record batch must not exceed a metered size of 1 MiB",
+        f"a batch's metered size must be at most 1 MiB ({MAX_BATCH_BYTES} bytes), "
+        f"got {total} bytes",
+    )
