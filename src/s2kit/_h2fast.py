@@ -143,18 +143,23 @@ class LeanFrameBuffer(FrameBuffer):
     def _available(self) -> int:
         return self._pending_size + len(self._view) - self._pos
 
+    def _joined(self, start: int, stop: int) -> bytes:
+        """Unparsed bytes ``[start, stop)``, from the earlier reads' pieces on (one copy)."""
+        parts: list[bytes | memoryview] = []
+        for piece in [*self._pending, self._view[self._pos :]]:
+            n = len(piece)
+            if start < n:
+                parts.append(piece[max(start, 0) : stop])
+            start, stop = start - n, stop - n
+            if stop <= 0:
+                break
+        return b"".join(parts)
+
     def _head(self) -> bytes | memoryview:
         """The next frame's header (the caller checked that it is buffered)."""
         if not self._pending:
             return self._view[self._pos : self._pos + _HEADER]
-        parts: list[bytes | memoryview] = []
-        need = _HEADER
-        for piece in [*self._pending, self._view[self._pos :]]:
-            parts.append(piece[:need])
-            need -= len(parts[-1])
-            if not need:
-                break
-        return b"".join(parts)
+        return self._joined(0, _HEADER)
 
     def _take(self, length: int) -> bytes | memoryview:
         """Consume the next frame (header and ``length`` bytes, all buffered); its body."""
@@ -164,21 +169,11 @@ class LeanFrameBuffer(FrameBuffer):
             self._pos = pos + end
             return self._view[pos + _HEADER : pos + end]
         # The frame began in an earlier read: join its body's pieces, once.
-        parts: list[bytes | memoryview] = []
-        skip, need = _HEADER, length
-        for piece in self._pending:
-            if skip >= len(piece):
-                skip -= len(piece)
-                continue
-            parts.append(piece[skip : skip + need])
-            need -= len(parts[-1])
-            skip = 0
-        used = end - self._pending_size  # of the current read
-        parts.append(self._view[self._pos + skip : self._pos + used])
+        body = self._joined(_HEADER, end)
+        self._pos += end - self._pending_size  # the rest of it is in the current read
         self._pending.clear()
         self._pending_size = 0
-        self._pos += used
-        return b"".join(parts)
+        return body
 
     def __next__(self) -> _frame.Frame:
         available = self._available()
