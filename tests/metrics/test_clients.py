@@ -3,6 +3,7 @@ blocking) and the ``s2kit`` CLI (tables and ``--json``), each against a running 
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from collections.abc import Iterator
@@ -193,3 +194,16 @@ def _epoch(text: str) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(text).timestamp()
+
+
+def test_cli_default_range_includes_the_minute_in_progress(monkeypatch: pytest.MonkeyPatch) -> None:
+    # At a minute's first second, `end` = int(now) would stop at the minute's start (`end` is
+    # exclusive) and leave out what lite counts in the minute in progress: a basin created in
+    # it was missing from `active-basins` (about one CLI run in 60).
+    from s2kit.cli import _metrics
+
+    monkeypatch.setattr(_metrics.time, "time", lambda: 1_800_000_000.4)  # a minute's start
+    args = argparse.Namespace(end=None, start=None, since=600)
+    start, end = _metrics._range(args)
+    assert end > 1_800_000_000 > start
+    assert end - 1_800_000_000 <= 1  # and no further than the next second

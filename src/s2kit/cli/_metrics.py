@@ -62,7 +62,10 @@ def moment(text: str) -> int:
 
 
 def _range(args: argparse.Namespace) -> tuple[int, int]:
-    end = args.end if args.end is not None else int(time.time())
+    # `end` is exclusive: now's own second is inside the range only with the next one as the
+    # end. (At a minute's first second, int(now) would leave out the minute in progress, which
+    # is all a basin created since holds: server/_accounting.py, `active_basins`.)
+    end = args.end if args.end is not None else int(time.time()) + 1
     start = args.start if args.start is not None else end - int(args.since)
     return start, end
 
