@@ -34,6 +34,14 @@ And two defences h2 lacks, for lite (the server side):
 7. A stream opened above the advertised SETTINGS_MAX_CONCURRENT_STREAMS is refused with
    RST_STREAM(REFUSED_STREAM), which RFC 9113 §5.1.2 allows and a client can retry, instead
    of h2's connection error that would fail every other stream of the connection.
+
+And one fix of h2's own:
+
+8. A raised SETTINGS_MAX_FRAME_SIZE applies from the peer's ACK on (RFC 9113 §6.5.3), also
+   to frames that arrive in the same read as that ACK. h2 applied it from the next read
+   only, so a client that acked lite's 1 MiB frame size and sent a 1 MiB DATA frame at once
+   got its connection closed whenever a busy lite read both together
+   (tests/e2e/test_frame_size_ack.py).
 """
 
 from __future__ import annotations
@@ -264,6 +272,14 @@ class _Connection(h2.connection.H2Connection):
     def clear_outbound_data_buffer(self) -> None:
         self._queued.clear()
         super().clear_outbound_data_buffer()
+
+    def _local_settings_acked(self) -> Any:
+        changes = super()._local_settings_acked()
+        # h2 hands the frame buffer a new maximum frame size only at the start of its next
+        # ``receive_data``: a larger frame the peer sent right behind its ACK, read in the same
+        # chunk, was refused as overlong, and the connection closed (item 8 above).
+        self.incoming_buffer.max_frame_size = self.max_inbound_frame_size
+        return changes
 
     @property
     def open_inbound_streams(self) -> int:

@@ -169,8 +169,13 @@ async def attack(name: str, port: int, seconds: float, **env: str) -> dict[str, 
         stdout=asyncio.subprocess.PIPE,
         env={**os.environ, **env},
     )  # fmt: skip
-    async with asyncio.timeout(seconds + 60):
-        out, _ = await proc.communicate()
+    try:
+        async with asyncio.timeout(seconds + 60):
+            out, _ = await proc.communicate()
+    finally:
+        if proc.returncode is None:  # the test failed or timed out meanwhile: no orphan left
+            proc.kill()
+            await proc.wait()
     assert proc.returncode == 0, f"attack {name} failed ({proc.returncode})"
     report: dict[str, int] = json.loads(out.decode().strip().splitlines()[-1])
     return report
@@ -187,3 +192,6 @@ async def hostile(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         yield lite
     finally:
         await lite.stop()
+        # Shown with the report of a test that failed (pytest prints captured output only
+        # then): what lite logged is how a failure in CI gets explained.
+        print(f"--- the end of lite's log ({lite.log}) ---\n{lite.output()[-6000:]}")

@@ -73,11 +73,11 @@ async def test_http1_pipelining_without_reading(hostile: HostileLite) -> None:
 @pytest.mark.lite_flags(DURABLE)
 async def test_silent_sse_readers_do_not_hold_a_writer_back(hostile: HostileLite) -> None:
     await prepare(hostile)
-    async with hostile.watched():
-        readers = asyncio.create_task(attack("silent_sse", hostile.port, 20, ATTACK_READERS="500"))
+    async with hostile.watched(), asyncio.TaskGroup() as tg:
+        readers = tg.create_task(attack("silent_sse", hostile.port, 20, ATTACK_READERS="500"))
         await asyncio.sleep(3)  # the readers are in
         latencies = await writer(hostile, 60)
-        report = await readers
+    report = readers.result()
     assert report["readers"] == 500
     latencies.sort()
     assert latencies[int(len(latencies) * 0.99) - 1] < 2.0
@@ -87,13 +87,13 @@ async def test_silent_sse_readers_do_not_hold_a_writer_back(hostile: HostileLite
 @pytest.mark.lite_flags(DURABLE)
 async def test_zero_window_s2s_reads(hostile: HostileLite) -> None:
     await prepare(hostile)
-    async with hostile.watched():
-        readers = asyncio.create_task(
+    async with hostile.watched(), asyncio.TaskGroup() as tg:
+        readers = tg.create_task(
             attack("zero_window_reads", hostile.port, 15, ATTACK_READERS="500")
         )
         await asyncio.sleep(3)
         await writer(hostile, 30)
-        report = await readers
+    report = readers.result()
     assert report["sessions"] >= 500
     hostile.check()
 

@@ -7,6 +7,8 @@ import itertools
 
 import h2.config
 import h2.connection
+import h2.events
+import h2.settings
 import pytest
 from h2.exceptions import FrameTooLargeError
 from h2.frame_buffer import FrameBuffer
@@ -221,3 +223,24 @@ def test_queued_output_is_cleared_and_drained_by_amount() -> None:
     conn.send_data(1, b"b" * 100)
     conn.clear_outbound_data_buffer()
     assert conn.data_to_send() == b""
+
+
+def test_a_larger_frame_right_behind_the_settings_ack_is_taken() -> None:
+    """The server raised its frame size; the client acked and sent a 60,000-byte DATA frame
+    in the same write, which the server reads in one piece (a busy lite does)."""
+    server = new_connection(client_side=False)
+    server.initiate_connection()
+    server.update_settings({h2.settings.SettingCodes.MAX_FRAME_SIZE: 1 << 20})
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    client.initiate_connection()
+    server.receive_data(client.data_to_send())
+    client.receive_data(server.data_to_send())  # the client applies 1 MiB and queues its ACKs
+    headers = [(":method", "POST"), (":scheme", "http"), (":authority", "a"), (":path", "/")]
+    client.send_headers(1, headers)
+    client.send_data(1, b"x" * 60_000, end_stream=True)
+    at_once = client.data_to_send()
+    assert at_once.count(b"\x00\xea\x60\x00") == 1  # one DATA frame of 60,000 bytes
+    events = server.receive_data(at_once)
+    got = b"".join(e.data for e in events if isinstance(e, h2.events.DataReceived))
+    assert got == b"x" * 60_000
+    assert any(isinstance(e, h2.events.StreamEnded) for e in events)
