@@ -323,6 +323,33 @@ async def test_at_the_connection_cap_the_longest_idle_connection_makes_room() ->
         assert closed.count(True) >= 1
 
 
+async def test_at_the_connection_cap_a_request_not_read_yet_is_not_taken_for_idle() -> None:
+    """The oldest connection has sent its request, but lite has not read it yet (its loop
+    was busy: here its reading is paused). Room is made from the silent ones instead."""
+    limits = Limits(max_connections=4)  # 3 open: the accept loop evicts nothing by itself
+    async with serving(limits=limits) as server, contextlib.AsyncExitStack() as stack:
+        clients = []
+        for _ in range(3):
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            stack.push_async_callback(close_writer, writer)
+            clients.append((reader, writer))
+            await asyncio.sleep(0.05)  # the first is the oldest
+        sniffers = sorted(server._tasks.values(), key=lambda s: s.started)  # type: ignore[union-attr]
+        first = sniffers[0]
+        assert first is not None
+        assert first.connection is None
+        first._transport.pause_reading()  # type: ignore[union-attr]
+        reader, writer = clients[0]
+        writer.write(b"GET /first HTTP/1.1\r\nhost: x\r\n\r\n")
+        await asyncio.sleep(0.1)  # in lite's socket, unread
+        assert server._evict_idle()
+        assert not first.aborted
+        assert [s.aborted for s in sniffers[1:]] == [True, False]  # the oldest silent one
+        first._transport.resume_reading()  # type: ignore[union-attr]
+        async with asyncio.timeout(5):
+            assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+
+
 async def test_at_the_connection_cap_busy_connections_are_kept() -> None:
     async def forever(request: Request, responder: Responder) -> None:
         await asyncio.Event().wait()

@@ -68,8 +68,18 @@ class ServerStatistics:
 class _Sniffer(asyncio.Protocol):
     """The first protocol of every transport: picks HTTP/1.1 or HTTP/2, then steps aside."""
 
-    def __init__(self, handler: Handler, *, tls: bool, draining: bool, limits: Limits) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        tls: bool,
+        draining: bool,
+        limits: Limits,
+        sock: socket.socket | None = None,
+    ) -> None:
         self._handler = handler
+        self.sock = sock
+        """The accepted socket, to look for bytes not read yet (``HttpServer._evict_idle``)."""
         self._tls = tls
         self._limits = limits
         self._draining = draining
@@ -347,7 +357,13 @@ class HttpServer:
     def _evict_idle(self) -> bool:
         """At the cap: drop the connections idle the longest (no request in flight: kept-alive
         ones, or ones still sending their head) to make room, a few at a time so a burst is
-        not a scan per connection. False when none is idle."""
+        not a scan per connection. False when none is idle.
+
+        A connection whose first bytes wait in its socket, not read yet, is not idle: it is a
+        client whose request a busy loop has not got to (evicting it dropped a request that
+        had arrived whole, seen in tests/hostile under load). Its bytes are read before the
+        accept loop looks again (``_AT_CAP_RECHECK``), and its request then keeps it.
+        """
         idle: list[tuple[float, asyncio.Task[None], _Sniffer]] = []
         for task, sniffer in self._tasks.items():
             if sniffer is None or task in self._evicted:
@@ -357,14 +373,22 @@ class HttpServer:
                 idle.append((sniffer.started, task, sniffer))  # no byte of a request yet
             elif connection.active_requests == 0 and not connection.closing:
                 idle.append((connection.idle_since, task, sniffer))
-        if not idle:
-            return False
         batch = max(1, min(_ACCEPT_BATCH, self._limits.max_connections // 3))
-        logger.info("at the connection limit: closing the %d connections idle the longest", batch)
-        for _, task, sniffer in heapq.nsmallest(batch, idle, key=lambda entry: entry[0]):
+        # The oldest first; twice the batch, so a few with bytes waiting do not stall it.
+        evicted = 0
+        for _, task, sniffer in heapq.nsmallest(2 * batch, idle, key=lambda entry: entry[0]):
+            if sniffer.connection is None and _bytes_waiting(sniffer.sock):
+                continue
             self._evicted.add(task)
             sniffer.abort()
-        return True
+            evicted += 1
+            if evicted == batch:
+                break
+        if evicted:
+            logger.info(
+                "at the connection limit: closed the %d connections idle the longest", evicted
+            )
+        return evicted > 0
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         self._tasks.pop(task, None)
@@ -417,6 +441,7 @@ class HttpServer:
                 tls=context is not None,
                 draining=self._draining,
                 limits=self._limits,
+                sock=sock,
             )
             self._tasks[task] = sniffer
             await loop.connect_accepted_socket(
@@ -433,6 +458,16 @@ class HttpServer:
             sock.close()
             raise
         await sniffer.wait_closed()
+
+
+def _bytes_waiting(sock: socket.socket | None) -> bool:
+    """Whether the peer's bytes wait in ``sock``, unread (not at its end, not when empty)."""
+    if sock is None:
+        return False
+    try:
+        return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+    except OSError:  # BlockingIOError: nothing waits; any other: the socket is gone
+        return False
 
 
 async def _peek_first_byte(sock: socket.socket) -> int | None:
