@@ -75,7 +75,7 @@ class _Sniffer(asyncio.Protocol):
         tls: bool,
         draining: bool,
         limits: Limits,
-        sock: socket.socket | None = None,
+        sock: socket.socket,
     ) -> None:
         self._handler = handler
         self.sock = sock
@@ -460,10 +460,8 @@ class HttpServer:
         await sniffer.wait_closed()
 
 
-def _bytes_waiting(sock: socket.socket | None) -> bool:
+def _bytes_waiting(sock: socket.socket) -> bool:
     """Whether the peer's bytes wait in ``sock``, unread (not at its end, not when empty)."""
-    if sock is None:
-        return False
     try:
         return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
     except OSError:  # BlockingIOError: nothing waits; any other: the socket is gone
