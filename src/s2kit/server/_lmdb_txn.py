@@ -85,7 +85,11 @@ def open_env(root: Path, map_size: int, *, check_pages: bool = True) -> lmdb.Env
             str(root),
             map_size=map_size,
             max_dbs=len(K.DB_NAMES),
-            meminit=False,
+            # lmdb zeroes the unused part of each page it mallocs before writing it: without
+            # that, leftover heap bytes of this process (a request's headers, an access token,
+            # an encryption key) could land in data.mdb, as the root token once did in a test
+            # run (tests/auth/test_durable.py).
+            meminit=True,
             sync=True,
             metasync=True,
         )
